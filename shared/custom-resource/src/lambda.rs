@@ -1,0 +1,47 @@
+//! The Lambda entry point: logging, settings, and the runtime loop.
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+use crate::resource::Resources;
+use crate::response::HttpSender;
+use crate::runner::{answer_event, Invocation, Settings};
+
+/// JSON lines inside Lambda (CloudWatch Logs Insights reads their fields), plain text elsewhere.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let _ = if in_lambda {
+        builder.json().flatten_event(true).with_current_span(false).without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Serves `resources` until the Lambda environment shuts the process down.
+pub async fn run(resources: Resources) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let settings = Settings::from_env()?;
+    let sender = HttpSender::default();
+    tracing::info!(serves = ?resources.types(), margin_s = settings.deadline_margin.as_secs_f64(), "custom-resource function ready");
+    let resources = &resources;
+    let (settings, sender) = (&settings, &sender);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let invocation = Invocation {
+            deadline: event.context.deadline(),
+            log_pointer: format!(
+                "CloudWatch Logs group {} stream {}",
+                event.context.env_config.log_group, event.context.env_config.log_stream
+            ),
+        };
+        let report = answer_event(resources, sender, settings, event.payload, &invocation).await;
+        // Returning an error would make Lambda retry an event that has already been answered.
+        Ok::<Value, lambda_runtime::Error>(serde_json::json!({
+            "status": report.status.map(|s| s.as_str()),
+            "delivered": report.delivered,
+        }))
+    }))
+    .await
+}

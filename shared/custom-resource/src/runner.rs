@@ -1,0 +1,268 @@
+//! Turns one CloudFormation event into exactly one answer, whatever the handler does:
+//! returns, fails, panics or runs out of time.
+
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::resource::{Action, Failure, Outcome, RequestContext, Resources};
+use crate::response::{self, Answer, Envelope, ResponseSender, Status, MAX_PHYSICAL_ID_BYTES};
+
+/// Marks the physical id of a resource whose Create failed, so the Delete that
+/// CloudFormation sends during rollback succeeds without touching anything.
+pub const NEVER_CREATED_PREFIX: &str = "never-created:";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long before the Lambda's deadline the runner gives up on the handler and answers.
+    pub deadline_margin: Duration,
+}
+
+impl Settings {
+    pub const MARGIN_VARIABLE: &'static str = "CFN_DEADLINE_MARGIN_SECONDS";
+
+    pub fn from_env() -> Result<Self, String> {
+        let seconds = match std::env::var(Self::MARGIN_VARIABLE) {
+            Ok(text) => text.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 1.0).ok_or_else(|| {
+                format!("{}={text:?}: expected a number of seconds, at least 1", Self::MARGIN_VARIABLE)
+            })?,
+            Err(_) => 10.0,
+        };
+        Ok(Settings { deadline_margin: Duration::from_secs_f64(seconds) })
+    }
+}
+
+/// What the Lambda runtime tells of this invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub deadline: SystemTime,
+    /// Where a person finds this invocation's log, e.g. the CloudWatch group and stream.
+    pub log_pointer: String,
+}
+
+/// What became of one event: for the log line and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub status: Option<Status>,
+    pub delivered: bool,
+}
+
+struct Request {
+    envelope: Envelope,
+    resource_type: String,
+    request_type: String,
+    response_url: String,
+    /// The id to answer with when the request fails.
+    physical_id_on_failure: String,
+    /// What to do, or why the event is not a request that can be handled.
+    action: Result<Action, String>,
+}
+
+fn text(event: &Value, field: &str) -> String {
+    event.get(field).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+fn never_created_id(request_id: &str) -> String {
+    format!("{NEVER_CREATED_PREFIX}{request_id}")
+}
+
+/// Reads the envelope even from a malformed event, so it can still be answered.
+fn read_request(event: &Value) -> Result<Request, String> {
+    let envelope = Envelope {
+        stack_id: text(event, "StackId"),
+        request_id: text(event, "RequestId"),
+        logical_id: text(event, "LogicalResourceId"),
+    };
+    let response_url = text(event, "ResponseURL");
+    let physical_id_on_failure = match text(event, "PhysicalResourceId") {
+        id if !id.is_empty() => id,
+        _ => never_created_id(&envelope.request_id),
+    };
+    let mut request = Request {
+        envelope,
+        resource_type: text(event, "ResourceType"),
+        request_type: text(event, "RequestType"),
+        response_url,
+        physical_id_on_failure,
+        action: Err(String::new()),
+    };
+    if request.response_url.is_empty() {
+        return Err("the event has no ResponseURL".to_owned());
+    }
+    request.action = match serde_json::from_value(event.clone()) {
+        Ok(CloudFormationCustomResourceRequest::Create(create)) => {
+            Ok(Action::Create { properties: create.resource_properties })
+        }
+        Ok(CloudFormationCustomResourceRequest::Update(update)) => Ok(Action::Update {
+            physical_id: update.physical_resource_id,
+            properties: update.resource_properties,
+            old_properties: update.old_resource_properties,
+        }),
+        Ok(CloudFormationCustomResourceRequest::Delete(delete)) => {
+            Ok(Action::Delete { physical_id: delete.physical_resource_id, properties: delete.resource_properties })
+        }
+        Ok(_) => Err("unknown RequestType".to_owned()),
+        Err(error) => Err(error.to_string()),
+    };
+    Ok(request)
+}
+
+/// Handles one event and sends its one answer. Never returns before the answer was
+/// delivered or the attempt to deliver it ended.
+pub async fn answer_event(
+    resources: &Resources,
+    sender: &impl ResponseSender,
+    settings: &Settings,
+    event: Value,
+    invocation: &Invocation,
+) -> Report {
+    let started = Instant::now();
+    let deadline = started + invocation.deadline.duration_since(SystemTime::now()).unwrap_or_default();
+    let request = match read_request(&event) {
+        Ok(request) => request,
+        Err(problem) => {
+            tracing::error!(
+                request_type = %text(&event, "RequestType"),
+                logical_id = %text(&event, "LogicalResourceId"),
+                resource_type = %text(&event, "ResourceType"),
+                outcome = "not answered",
+                "{problem}: this is not a CloudFormation custom-resource request, so there is no one to answer"
+            );
+            return Report { status: None, delivered: false };
+        }
+    };
+
+    let answer = decide(resources, settings, &request, &event, deadline).await;
+    let body = response::body(&request.envelope, &answer, &invocation.log_pointer);
+    let budget = deadline.saturating_duration_since(Instant::now()).saturating_sub(Duration::from_secs(1));
+    let delivery = sender.send(&request.response_url, body, budget.max(Duration::from_secs(1))).await;
+
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let status = answer.status.as_str();
+    let response_url = response::redact_url(&request.response_url);
+    let fields = (&request.request_type, &request.envelope.logical_id, &request.resource_type);
+    match &delivery {
+        Ok(http_status) => tracing::info!(
+            request_type = %fields.0, logical_id = %fields.1, resource_type = %fields.2,
+            outcome = status, physical_id = %answer.physical_id, reason = answer.reason.as_deref().unwrap_or(""),
+            duration_ms, http_status, %response_url, "answered CloudFormation"
+        ),
+        Err(error) => tracing::error!(
+            request_type = %fields.0, logical_id = %fields.1, resource_type = %fields.2,
+            outcome = status, physical_id = %answer.physical_id, reason = answer.reason.as_deref().unwrap_or(""),
+            duration_ms, %response_url,
+            "could not deliver the answer to CloudFormation: {}; the stack waits for its ServiceTimeout", error.message
+        ),
+    }
+    Report { status: Some(answer.status), delivered: delivery.is_ok() }
+}
+
+async fn decide(
+    resources: &Resources,
+    settings: &Settings,
+    request: &Request,
+    event: &Value,
+    deadline: Instant,
+) -> Answer {
+    let failed = |reason: String| Answer {
+        status: Status::Failed,
+        reason: Some(reason),
+        physical_id: request.physical_id_on_failure.clone(),
+        data: Default::default(),
+        no_echo: false,
+    };
+    let who = format!("{} {}", request.resource_type, request.envelope.logical_id);
+    let action = match &request.action {
+        Ok(action) => action.clone(),
+        Err(problem) => {
+            return failed(format!(
+                "{who}: the event is not a valid CloudFormation custom-resource request ({problem}); \
+                 it must come from CloudFormation with RequestType Create, Update or Delete"
+            ))
+        }
+    };
+    if let Action::Delete { physical_id, .. } = &action {
+        if physical_id.starts_with(NEVER_CREATED_PREFIX) {
+            tracing::info!(logical_id = %request.envelope.logical_id, "its Create failed: nothing to delete");
+            return Answer {
+                status: Status::Success,
+                reason: None,
+                physical_id: physical_id.clone(),
+                data: Default::default(),
+                no_echo: false,
+            };
+        }
+    }
+    if !resources.serves(&request.resource_type) {
+        return failed(format!(
+            "{who}: this function does not serve resource type {:?}; it serves {}. \
+             Fix the resource's Type in the template or point its ServiceToken at the right function",
+            request.resource_type,
+            resources.types().join(", ")
+        ));
+    }
+
+    let handler_deadline = deadline.checked_sub(settings.deadline_margin).unwrap_or(deadline);
+    let time_allowed = handler_deadline.saturating_duration_since(Instant::now());
+    let context = RequestContext {
+        stack_id: request.envelope.stack_id.clone(),
+        request_id: request.envelope.request_id.clone(),
+        logical_id: request.envelope.logical_id.clone(),
+        resource_type: request.resource_type.clone(),
+        handler_deadline: handler_deadline.into_std(),
+        event: event.clone(),
+    };
+    let handler = resources.dispatch(context, action).expect("the type is served");
+    let mut task = tokio::spawn(handler);
+    let result = match tokio::time::timeout_at(handler_deadline, &mut task).await {
+        Ok(joined) => joined,
+        Err(_) => {
+            task.abort();
+            return failed(format!(
+                "{who}: did not finish within {} s, the function's time limit less a {} s margin to answer. \
+                 See the log for how far it got; raise the function's Timeout if the work is legitimately longer",
+                time_allowed.as_secs(),
+                settings.deadline_margin.as_secs()
+            ));
+        }
+    };
+    match result {
+        Ok(Ok(outcome)) => success(&who, outcome).unwrap_or_else(failed),
+        Ok(Err(Failure { reason })) => failed(reason),
+        Err(join_error) => {
+            let detail = match join_error.try_into_panic() {
+                Ok(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default(),
+                Err(error) => error.to_string(),
+            };
+            tracing::error!(logical_id = %request.envelope.logical_id, panic = %detail, "the handler panicked");
+            failed(format!(
+                "{who}: internal error — the function crashed while handling {} (details in the log). \
+                 This is a bug: please report it with the log; retrying the stack operation may not help",
+                request.request_type
+            ))
+        }
+    }
+}
+
+fn success(who: &str, outcome: Outcome) -> Result<Answer, String> {
+    let length = outcome.physical_id.len();
+    if outcome.physical_id.is_empty() || length > MAX_PHYSICAL_ID_BYTES {
+        return Err(format!(
+            "{who}: internal error — the handler returned a physical id of {length} bytes; \
+             CloudFormation needs 1 to {MAX_PHYSICAL_ID_BYTES}. This is a bug: please report it"
+        ));
+    }
+    Ok(Answer {
+        status: Status::Success,
+        reason: None,
+        physical_id: outcome.physical_id,
+        data: outcome.data,
+        no_echo: outcome.no_echo,
+    })
+}

@@ -1,0 +1,16 @@
+//! The local AWS test bed: moto on 127.0.0.1, the real Lambda binary under the cargo-lambda
+//! runtime emulator, and CloudFormation's part — events whose ResponseURL is a real pre-signed
+//! S3 URL, and the stored answers read back. Every process it starts stops when its guard drops,
+//! also when a test fails.
+
+mod endpoint;
+mod function;
+mod moto;
+mod process;
+mod testbed;
+
+pub use endpoint::{RecordedRequest, ScriptedEndpoint};
+pub use function::{FunctionOptions, LambdaFunction};
+pub use moto::Moto;
+pub use process::{free_port, workspace_root};
+pub use testbed::{Event, StoredResponse, TestBed};
