@@ -64,7 +64,11 @@ pub fn body(envelope: &Envelope, answer: &Answer, log_pointer: &str) -> Vec<u8> 
         response.logical_resource_id = envelope.logical_id.clone();
         response.no_echo = answer.no_echo;
         response.data = data.clone();
-        serde_json::to_vec(&response).expect("a response of strings always serialises")
+        let mut value = serde_json::to_value(&response).expect("a response of strings always serialises");
+        if reason.is_none() {
+            value.as_object_mut().map(|fields| fields.remove("Reason"));
+        }
+        serde_json::to_vec(&value).expect("a JSON value always serialises")
     };
 
     if answer.status == Status::Success && answer.reason.is_none() {

@@ -266,3 +266,112 @@ fn success(who: &str, outcome: Outcome) -> Result<Answer, String> {
         no_echo: outcome.no_echo,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+    use crate::resource::CustomResource;
+    use crate::response::SendError;
+
+    #[derive(Default)]
+    struct RecordingSender {
+        bodies: Mutex<Vec<Value>>,
+    }
+
+    impl ResponseSender for RecordingSender {
+        async fn send(&self, _url: &str, body: Vec<u8>, _budget: Duration) -> Result<u32, SendError> {
+            self.bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            Ok(200)
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct NoProperties {}
+
+    /// Sleeps on Create, fails on Delete: so a successful Delete shows it was not called.
+    struct Sleeper;
+
+    impl CustomResource for Sleeper {
+        const TYPE: &'static str = "Custom::Sleeper";
+        type Properties = NoProperties;
+
+        async fn create(&self, _: &RequestContext, _: NoProperties) -> Result<Outcome, Failure> {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Outcome::new("slept"))
+        }
+
+        async fn update(
+            &self,
+            _: &RequestContext,
+            id: &str,
+            _: NoProperties,
+            _: Option<NoProperties>,
+        ) -> Result<Outcome, Failure> {
+            Ok(Outcome::new(id))
+        }
+
+        async fn delete(&self, _: &RequestContext, _: &str, _: Option<NoProperties>) -> Result<Outcome, Failure> {
+            Err(Failure::new("Delete was called"))
+        }
+    }
+
+    fn event(request_type: &str, physical_id: &str) -> Value {
+        json!({
+            "RequestType": request_type, "ResponseURL": "https://example.invalid/r?X-Amz-Signature=s",
+            "StackId": "stack", "RequestId": "request", "ResourceType": "Custom::Sleeper",
+            "LogicalResourceId": "Nap", "PhysicalResourceId": physical_id, "ResourceProperties": {}
+        })
+    }
+
+    async fn answer(event: Value, seconds_left: u64) -> (Report, Vec<Value>) {
+        let sender = RecordingSender::default();
+        let settings = Settings { deadline_margin: Duration::from_secs(2) };
+        let invocation = Invocation {
+            deadline: SystemTime::now() + Duration::from_secs(seconds_left),
+            log_pointer: "the log".into(),
+        };
+        let report = answer_event(&Resources::new().with(Sleeper), &sender, &settings, event, &invocation).await;
+        (report, sender.bodies.into_inner().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handler_past_the_deadline_less_the_margin_is_answered_failed_once() {
+        let (report, bodies) = answer(event("Create", ""), 4).await;
+        assert_eq!(report, Report { status: Some(Status::Failed), delivered: true });
+        assert_eq!(bodies.len(), 1);
+        assert!(bodies[0]["Reason"].as_str().unwrap().contains("Custom::Sleeper Nap: did not finish within 1 s"));
+        assert_eq!(bodies[0]["PhysicalResourceId"], "never-created:request");
+    }
+
+    #[tokio::test]
+    async fn delete_of_a_never_created_resource_succeeds_without_the_handler() {
+        let (_, bodies) = answer(event("Delete", "never-created:earlier"), 30).await;
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(bodies[0]["Status"], "SUCCESS");
+        assert_eq!(bodies[0]["PhysicalResourceId"], "never-created:earlier");
+    }
+
+    #[tokio::test]
+    async fn failed_update_keeps_the_physical_id() {
+        let mut update = event("Update", "slept");
+        update["ResourceProperties"] = json!("not an object");
+        update["OldResourceProperties"] = json!({});
+        let (_, bodies) = answer(update, 30).await;
+        assert_eq!(bodies[0]["Status"], "FAILED");
+        assert_eq!(bodies[0]["PhysicalResourceId"], "slept", "a failed Update must not look like a replacement");
+    }
+
+    #[tokio::test]
+    async fn event_without_response_url_is_not_answered() {
+        let mut event = event("Create", "");
+        event.as_object_mut().unwrap().remove("ResponseURL");
+        let (report, bodies) = answer(event, 30).await;
+        assert_eq!(report, Report { status: None, delivered: false });
+        assert!(bodies.is_empty());
+    }
+}
