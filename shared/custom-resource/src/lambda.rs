@@ -23,7 +23,7 @@ pub fn init_logging() {
 /// Serves `resources` until the Lambda environment shuts the process down.
 pub async fn run(resources: Resources) -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env();
     let sender = HttpSender::default();
     tracing::info!(serves = ?resources.types(), margin_s = settings.deadline_margin.as_secs_f64(), "custom-resource function ready");
     let resources = &resources;

@@ -23,14 +23,21 @@ pub struct Settings {
 impl Settings {
     pub const MARGIN_VARIABLE: &'static str = "CFN_DEADLINE_MARGIN_SECONDS";
 
-    pub fn from_env() -> Result<Self, String> {
+    /// Reads the margin from the environment. A bad value falls back to the default rather than
+    /// failing the function's start: a function that does not start cannot answer CloudFormation.
+    pub fn from_env() -> Self {
+        const DEFAULT_SECONDS: f64 = 10.0;
         let seconds = match std::env::var(Self::MARGIN_VARIABLE) {
-            Ok(text) => text.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 1.0).ok_or_else(|| {
-                format!("{}={text:?}: expected a number of seconds, at least 1", Self::MARGIN_VARIABLE)
-            })?,
-            Err(_) => 10.0,
+            Ok(text) => text.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 1.0).unwrap_or_else(|| {
+                tracing::error!(
+                    "{}={text:?} is not a number of seconds of at least 1; using {DEFAULT_SECONDS}",
+                    Self::MARGIN_VARIABLE
+                );
+                DEFAULT_SECONDS
+            }),
+            Err(_) => DEFAULT_SECONDS,
         };
-        Ok(Settings { deadline_margin: Duration::from_secs_f64(seconds) })
+        Settings { deadline_margin: Duration::from_secs_f64(seconds) }
     }
 }
 
@@ -214,6 +221,14 @@ async fn decide(
         handler_deadline: handler_deadline.into_std(),
         event: event.clone(),
     };
+    if time_allowed.is_zero() {
+        return failed(format!(
+            "{who}: the function's time limit leaves no time to work after the {} s kept to answer; \
+             raise the function's Timeout (or lower {})",
+            settings.deadline_margin.as_secs(),
+            Settings::MARGIN_VARIABLE
+        ));
+    }
     let handler = resources.dispatch(context, action).expect("the type is served");
     let mut task = tokio::spawn(handler);
     let result = match tokio::time::timeout_at(handler_deadline, &mut task).await {
@@ -346,6 +361,12 @@ mod tests {
         assert_eq!(bodies.len(), 1);
         assert!(bodies[0]["Reason"].as_str().unwrap().contains("Custom::Sleeper Nap: did not finish within 1 s"));
         assert_eq!(bodies[0]["PhysicalResourceId"], "never-created:request");
+    }
+
+    #[tokio::test]
+    async fn time_limit_shorter_than_the_margin_is_explained() {
+        let (_, bodies) = answer(event("Create", ""), 1).await;
+        assert!(bodies[0]["Reason"].as_str().unwrap().contains("raise the function's Timeout"), "{}", bodies[0]);
     }
 
     #[tokio::test]
