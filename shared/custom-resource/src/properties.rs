@@ -6,11 +6,17 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// Reads a resource's properties into its typed struct. `ServiceToken`, which CloudFormation
-/// adds to every custom resource, is dropped first so structs can deny unknown fields.
+/// Properties of every custom resource that are CloudFormation's, not the resource type's:
+/// both reach the function inside `ResourceProperties` (aws-cdk#30911 for `ServiceTimeout`).
+const CLOUDFORMATION_PROPERTIES: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
+
+/// Reads a resource's properties into its typed struct. CloudFormation's own properties are
+/// dropped first, so structs can deny unknown fields.
 pub fn parse<P: DeserializeOwned>(mut properties: Value) -> Result<P, String> {
     if let Value::Object(map) = &mut properties {
-        map.remove("ServiceToken");
+        for name in CLOUDFORMATION_PROPERTIES {
+            map.remove(name);
+        }
     }
     if properties.is_null() {
         properties = Value::Object(Default::default());
@@ -111,7 +117,7 @@ mod tests {
     #[test]
     fn accepts_cloudformation_strings_for_scalars() {
         let parsed: Example = parse(json!({
-            "ServiceToken": "arn:aws:lambda:…", "Bucket": "b", "AllowEmpty": "true", "MaxObjects": "30"
+            "ServiceToken": "arn:aws:lambda:…", "ServiceTimeout": "300", "Bucket": "b", "AllowEmpty": "true", "MaxObjects": "30"
         }))
         .unwrap();
         assert_eq!(parsed.bucket, "b");

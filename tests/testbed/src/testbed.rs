@@ -125,6 +125,7 @@ impl TestBed {
             format!("{}%7C{logical_id}%7C{request_id}", Self::STACK_ID.replace(':', "%3A").replace('/', "%2F"));
         let mut properties = properties;
         properties["ServiceToken"] = json!("arn:aws:lambda:us-east-1:123456789012:function:qa-lookup-custom-resources");
+        properties["ServiceTimeout"] = json!("300");
         let body = json!({
             "RequestType": request_type,
             "ServiceToken": properties["ServiceToken"],
