@@ -2,11 +2,14 @@
 
 use cfn_custom_resource::Resources;
 
+pub mod aws;
+
 #[cfg(feature = "fault-injection")]
 pub mod test_fault;
 
-/// Every resource type this function serves.
-pub fn resources() -> Resources {
+/// Every resource type this function serves, with the SDK's standard configuration.
+pub async fn resources() -> Resources {
+    let _config = aws::sdk_config().await;
     let resources = Resources::new();
     #[cfg(feature = "fault-injection")]
     let resources = resources.with(test_fault::TestFault);

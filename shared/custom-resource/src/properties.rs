@@ -81,6 +81,24 @@ pub mod lenient {
         to_u64(Value::deserialize(deserializer)?)
     }
 
+    /// A list given as a JSON array of strings or, as a `String` parameter passes it, one
+    /// comma-separated string. Items are trimmed; empty ones dropped.
+    pub fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+        const LIST: &str = "a list of strings or one comma-separated string";
+        let items = match Value::deserialize(deserializer)? {
+            Value::String(s) => s.split(',').map(str::to_owned).collect(),
+            Value::Array(values) => values
+                .into_iter()
+                .map(|value| match value {
+                    Value::String(s) => Ok(s),
+                    other => Err(de::Error::invalid_type(unexpected(&other), &LIST)),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            other => return Err(de::Error::invalid_type(unexpected(&other), &LIST)),
+        };
+        Ok(items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    }
+
     /// For `Option<bool>` fields; pair with `#[serde(default)]`.
     pub fn option_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
         match Value::deserialize(deserializer)? {
@@ -153,6 +171,20 @@ mod tests {
         );
         let error = parse::<Example>(json!({"Bucket": "b", "AllowEmpty": "yes"})).unwrap_err();
         assert_eq!(error, "property AllowEmpty: invalid value: string \"yes\", expected true or false");
+    }
+
+    #[test]
+    fn lists_come_as_arrays_or_comma_separated_strings() {
+        #[derive(Deserialize)]
+        struct Listed {
+            #[serde(deserialize_with = "lenient::string_list")]
+            names: Vec<String>,
+        }
+        let from_string: Listed = parse(json!({"names": "A, B,,C"})).unwrap();
+        let from_array: Listed = parse(json!({"names": ["A", "B", "C"]})).unwrap();
+        assert_eq!(from_string.names, ["A", "B", "C"]);
+        assert_eq!(from_array.names, ["A", "B", "C"]);
+        assert!(parse::<Listed>(json!({"names": [1]})).is_err());
     }
 
     #[test]

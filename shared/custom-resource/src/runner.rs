@@ -83,22 +83,14 @@ fn read_request(event: &Value) -> Result<Request, String> {
         logical_id: text(event, "LogicalResourceId"),
     };
     let response_url = text(event, "ResponseURL");
+    if response_url.is_empty() {
+        return Err("the event has no ResponseURL".to_owned());
+    }
     let physical_id_on_failure = match text(event, "PhysicalResourceId") {
         id if !id.is_empty() => id,
         _ => never_created_id(&envelope.request_id),
     };
-    let mut request = Request {
-        envelope,
-        resource_type: text(event, "ResourceType"),
-        request_type: text(event, "RequestType"),
-        response_url,
-        physical_id_on_failure,
-        action: Err(String::new()),
-    };
-    if request.response_url.is_empty() {
-        return Err("the event has no ResponseURL".to_owned());
-    }
-    request.action = match serde_json::from_value(event.clone()) {
+    let action = match serde_json::from_value(event.clone()) {
         Ok(CloudFormationCustomResourceRequest::Create(create)) => {
             Ok(Action::Create { properties: create.resource_properties })
         }
@@ -113,7 +105,14 @@ fn read_request(event: &Value) -> Result<Request, String> {
         Ok(_) => Err("unknown RequestType".to_owned()),
         Err(error) => Err(error.to_string()),
     };
-    Ok(request)
+    Ok(Request {
+        envelope,
+        resource_type: text(event, "ResourceType"),
+        request_type: text(event, "RequestType"),
+        response_url,
+        physical_id_on_failure,
+        action,
+    })
 }
 
 /// Handles one event and sends its one answer. Never returns before the answer was
@@ -203,11 +202,14 @@ async fn decide(
         }
     }
     if !resources.serves(&request.resource_type) {
+        let served = match resources.types() {
+            types if types.is_empty() => "no resource types yet".to_owned(),
+            types => types.join(", "),
+        };
         return failed(format!(
-            "{who}: this function does not serve resource type {:?}; it serves {}. \
+            "{who}: this function does not serve resource type {:?}; it serves {served}. \
              Fix the resource's Type in the template or point its ServiceToken at the right function",
             request.resource_type,
-            resources.types().join(", ")
         ));
     }
 
