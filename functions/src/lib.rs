@@ -4,6 +4,7 @@ use cfn_custom_resource::Resources;
 
 pub mod aws;
 pub mod env_file_check;
+pub mod seed_authorities;
 
 #[cfg(feature = "fault-injection")]
 pub mod test_fault;
@@ -11,7 +12,9 @@ pub mod test_fault;
 /// Every resource type this function serves, with the SDK's standard configuration.
 pub async fn resources() -> Resources {
     let config = aws::sdk_config().await;
-    let resources = Resources::new().with(env_file_check::EnvFileCheck::new(&config));
+    let resources = Resources::new()
+        .with(env_file_check::EnvFileCheck::new(&config))
+        .with(seed_authorities::SeedAuthorities::new(&config));
     #[cfg(feature = "fault-injection")]
     let resources = resources.with(test_fault::TestFault);
     resources

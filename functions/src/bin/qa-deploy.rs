@@ -1,9 +1,15 @@
 //! `qa-deploy`: the custom resources' work from a terminal, with the same code.
 //! The SDK's standard variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) select the account.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use qa_lookup_functions::seed_authorities::{self, Progress, SeedOptions};
 use qa_lookup_functions::{aws, env_file_check};
 
 #[derive(Parser)]
@@ -17,6 +23,29 @@ struct Cli {
 enum Command {
     /// Check the env file: present and complete, its bucket not public, readable by the execution role.
     CheckEnv(CheckEnvArgs),
+    /// Mirror the authority files from S3 into a folder: all or nothing, only what changed, validated.
+    Seed(SeedArgs),
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    #[arg(long)]
+    bucket: String,
+    #[arg(long, default_value = seed_authorities::DEFAULT_PREFIX)]
+    prefix: String,
+    /// The folder to fill (in AWS, the authorities access point's mount).
+    #[arg(long)]
+    target: PathBuf,
+    /// Downloads at once.
+    #[arg(long, default_value_t = seed_authorities::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// Succeed when there are no files under the prefix.
+    #[arg(long)]
+    allow_empty: bool,
+    #[arg(long, default_value_t = seed_authorities::DEFAULT_MAX_OBJECTS)]
+    max_objects: u64,
+    #[arg(long, default_value_t = seed_authorities::DEFAULT_MAX_TOTAL_BYTES)]
+    max_total_bytes: u64,
 }
 
 #[derive(Args)]
@@ -51,9 +80,68 @@ async fn check_env(args: CheckEnvArgs) -> ExitCode {
     }
 }
 
+/// A progress bar on a terminal; elsewhere a line every few seconds.
+fn show_progress(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
+    if !std::io::stderr().is_terminal() {
+        return seed_authorities::log_progress(progress, Duration::from_secs(5));
+    }
+    tokio::spawn(async move {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {binary_bytes}/{binary_total_bytes} {msg} {elapsed}")
+                .expect("a valid progress template"),
+        );
+        loop {
+            bar.set_length(progress.bytes_total.load(Ordering::Relaxed));
+            bar.set_position(progress.bytes_done.load(Ordering::Relaxed));
+            bar.set_message(format!(
+                "{}/{} files",
+                progress.files_done.load(Ordering::Relaxed),
+                progress.files_total.load(Ordering::Relaxed)
+            ));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+async fn seed(args: SeedArgs) -> ExitCode {
+    let source = seed_authorities::source::S3Source::new(&aws::sdk_config().await);
+    let options = SeedOptions {
+        allow_empty: args.allow_empty,
+        max_objects: args.max_objects,
+        max_total_bytes: args.max_total_bytes,
+        concurrency: args.concurrency,
+    };
+    let progress = Arc::new(Progress::default());
+    let display = show_progress(progress.clone());
+    let result = seed_authorities::seed(&source, &args.bucket, &args.prefix, &args.target, &options, &progress).await;
+    display.abort();
+    match result {
+        Ok(summary) => {
+            println!(
+                "seeded {} from s3://{}/{}: {} files, {} bytes, {} changed, {} removed, digest {}",
+                args.target.display(),
+                args.bucket,
+                args.prefix,
+                summary.files,
+                summary.bytes,
+                summary.changed,
+                summary.removed,
+                summary.digest
+            );
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("qa-deploy seed: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    cfn_custom_resource::lambda::init_logging();
     match Cli::parse().command {
         Command::CheckEnv(args) => check_env(args).await,
+        Command::Seed(args) => seed(args).await,
     }
 }

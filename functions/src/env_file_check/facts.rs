@@ -2,8 +2,9 @@
 
 use std::future::Future;
 
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+
+use crate::aws::describe;
 
 /// The four Block Public Access settings, by their API names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,37 +86,12 @@ pub struct AwsFacts {
 
 impl AwsFacts {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(crate::aws::custom_endpoint()).build();
         AwsFacts {
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3: crate::aws::s3(config),
             s3control: aws_sdk_s3control::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
         }
     }
-}
-
-fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> AwsError {
-    if let (Some(code), message) = (error.code(), error.message()) {
-        return match message {
-            Some(message) => format!("{code}: {message}"),
-            None => code.to_owned(),
-        };
-    }
-    if let Some(response) = error.raw_response() {
-        return format!("HTTP {} with no error code", response.status().as_u16());
-    }
-    let mut chain = vec![error.to_string()];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    let mut text = format!("no answer from AWS: {}", chain.join(": "));
-    if let Some((cut, _)) = text.char_indices().nth(300) {
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
 }
 
 fn is<E: ProvideErrorMetadata>(error: &E, codes: &[&str]) -> bool {

@@ -1,14 +1,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use std::time::Duration;
 
 use crate::process::{free_port, venv_program, workspace_root, Guarded};
+use crate::proxy::{Behaviour, Proxy};
 
 /// How the function is deployed: its binary, its timeout, its environment.
 #[derive(Debug, Clone)]
@@ -41,7 +36,7 @@ pub struct LambdaFunction {
     invoke_url: String,
     client: reqwest::Client,
     function: Guarded,
-    deadline_proxy: tokio::task::JoinHandle<()>,
+    _deadline_proxy: Proxy,
     _emulator: Guarded,
 }
 
@@ -64,7 +59,10 @@ impl LambdaFunction {
         emulator.wait_for_port(emulator_port, Duration::from_secs(30));
         let emulator_url = format!("http://127.0.0.1:{emulator_port}");
 
-        let (proxy_port, deadline_proxy) = start_deadline_proxy(emulator_url.clone(), options.timeout).await;
+        // cargo-lambda's emulator sends `Lambda-Runtime-Deadline-Ms: 600000`, a moment in 1970, where
+        // Lambda sends the invocation's deadline; the proxy sets it as Lambda would.
+        let proxy = Proxy::start(emulator_url.clone(), Behaviour::SetDeadline(options.timeout)).await;
+        let proxy_port = proxy.port;
         let mut command = Command::new(&options.binary);
         command
             .env_clear()
@@ -84,7 +82,7 @@ impl LambdaFunction {
             invoke_url: format!("{emulator_url}/2015-03-31/functions/_/invocations"),
             client: reqwest::Client::new(),
             function,
-            deadline_proxy,
+            _deadline_proxy: proxy,
             _emulator: emulator,
         }
     }
@@ -105,60 +103,4 @@ impl LambdaFunction {
     pub fn logs(&self) -> String {
         self.function.log()
     }
-}
-
-impl Drop for LambdaFunction {
-    fn drop(&mut self) {
-        self.deadline_proxy.abort();
-    }
-}
-
-struct Upstream {
-    base: String,
-    client: reqwest::Client,
-    function_timeout: Duration,
-}
-
-/// cargo-lambda's emulator sends `Lambda-Runtime-Deadline-Ms: 600000`, a moment in 1970, where
-/// Lambda sends the invocation's deadline in milliseconds since the epoch. This proxy sits where
-/// the runtime API is and sets the deadline as Lambda would: now plus the function's timeout.
-async fn start_deadline_proxy(base: String, function_timeout: Duration) -> (u16, tokio::task::JoinHandle<()>) {
-    let upstream = Arc::new(Upstream { base, client: reqwest::Client::new(), function_timeout });
-    let app = axum::Router::new().fallback(forward).with_state(upstream);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port for the runtime API proxy");
-    let port = listener.local_addr().expect("the proxy's address").port();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (port, task)
-}
-
-async fn forward(
-    State(upstream): State<Arc<Upstream>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut request = upstream.client.request(method, format!("{}{path}", upstream.base)).body(body);
-    for (name, value) in &headers {
-        if name != "host" {
-            request = request.header(name, value);
-        }
-    }
-    let answer = match request.send().await {
-        Ok(answer) => answer,
-        Err(error) => return (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
-    };
-    let status = answer.status();
-    let mut headers = answer.headers().clone();
-    if uri.path().ends_with("/runtime/invocation/next") {
-        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + upstream.function_timeout;
-        headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline.as_millis() as u64));
-    }
-    headers.remove("content-length");
-    headers.remove("transfer-encoding");
-    let body = answer.bytes().await.unwrap_or_default();
-    (status, headers, body).into_response()
 }

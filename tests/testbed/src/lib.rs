@@ -7,10 +7,12 @@ mod endpoint;
 mod function;
 mod moto;
 mod process;
+mod proxy;
 mod testbed;
 
 pub use endpoint::{RecordedRequest, ScriptedEndpoint};
 pub use function::{FunctionOptions, LambdaFunction};
 pub use moto::Moto;
 pub use process::{free_port, workspace_root};
+pub use proxy::{Behaviour, Proxy};
 pub use testbed::{Event, StoredResponse, TestBed};

@@ -1,0 +1,184 @@
+//! `Custom::SeedAuthorities`: mirrors `s3://Bucket/Prefix` onto the authorities EFS access point
+//! (mounted at `AUTHORITIES_MOUNT_PATH`) before the app starts — all or nothing, only what
+//! changed, every file validated, no key able to land outside the mount.
+
+pub mod keys;
+pub mod manifest;
+pub mod mirror;
+pub mod source;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestContext};
+use serde::Deserialize;
+
+pub use mirror::{seed, Progress, SeedOptions, SeedSummary};
+use source::ObjectSource;
+
+/// Where the Lambda's `FileSystemConfigs` mounts the authorities access point.
+pub const MOUNT_PATH_VARIABLE: &str = "AUTHORITIES_MOUNT_PATH";
+pub const DEFAULT_PREFIX: &str = "authorities/";
+pub const DEFAULT_MAX_OBJECTS: u64 = 10_000;
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 1 << 30;
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Properties {
+    pub bucket: String,
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Any new value re-runs the seed through a stack update when only S3 content changed.
+    #[serde(default)]
+    pub source_version: Option<String>,
+    #[serde(default, deserialize_with = "lenient::option_bool")]
+    pub allow_empty: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::option_bool")]
+    pub remove_on_delete: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::option_u64")]
+    pub max_objects: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::option_u64")]
+    pub max_total_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::option_u64")]
+    pub concurrency: Option<u64>,
+}
+
+fn default_prefix() -> String {
+    DEFAULT_PREFIX.to_owned()
+}
+
+impl Properties {
+    pub fn options(&self) -> SeedOptions {
+        SeedOptions {
+            allow_empty: self.allow_empty.unwrap_or(false),
+            max_objects: self.max_objects.unwrap_or(DEFAULT_MAX_OBJECTS),
+            max_total_bytes: self.max_total_bytes.unwrap_or(DEFAULT_MAX_TOTAL_BYTES),
+            concurrency: self.concurrency.map(|c| c.clamp(1, 256) as usize).unwrap_or(DEFAULT_CONCURRENCY),
+        }
+    }
+}
+
+/// Logs progress every `every` until dropped.
+pub fn log_progress(progress: Arc<Progress>, every: Duration) -> tokio::task::JoinHandle<()> {
+    let started = Instant::now();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            tracing::info!(
+                files = progress.files_done.load(Ordering::Relaxed),
+                files_total = progress.files_total.load(Ordering::Relaxed),
+                bytes = progress.bytes_done.load(Ordering::Relaxed),
+                bytes_total = progress.bytes_total.load(Ordering::Relaxed),
+                elapsed_s = started.elapsed().as_secs(),
+                "seeding"
+            );
+        }
+    })
+}
+
+pub struct SeedAuthorities<S> {
+    source: S,
+    target: Option<PathBuf>,
+}
+
+impl SeedAuthorities<source::S3Source> {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let target = std::env::var_os(MOUNT_PATH_VARIABLE).filter(|v| !v.is_empty()).map(PathBuf::from);
+        SeedAuthorities { source: source::S3Source::new(config), target }
+    }
+}
+
+impl<S: ObjectSource + 'static> SeedAuthorities<S> {
+    pub fn with_source(source: S, target: Option<PathBuf>) -> Self {
+        SeedAuthorities { source, target }
+    }
+
+    fn target(&self, context: &RequestContext) -> Result<&Path, Failure> {
+        self.target.as_deref().ok_or_else(|| {
+            Failure::new(format!(
+                "{} {}: this function has no {MOUNT_PATH_VARIABLE}: expected the path where the authorities access point \
+                 is mounted (e.g. /mnt/authorities) — serve this resource with the in-VPC seeding function",
+                Self::TYPE,
+                context.logical_id
+            ))
+        })
+    }
+
+    async fn seed(&self, context: &RequestContext, properties: &Properties) -> Result<Outcome, Failure> {
+        let target = self.target(context)?;
+        let progress = Arc::new(Progress::default());
+        let logger = log_progress(progress.clone(), Duration::from_secs(5));
+        let result =
+            seed(&self.source, &properties.bucket, &properties.prefix, target, &properties.options(), &progress).await;
+        logger.abort();
+        let summary =
+            result.map_err(|reason| Failure::new(format!("{} {}: {reason}", Self::TYPE, context.logical_id)))?;
+        tracing::info!(
+            files = summary.files,
+            bytes = summary.bytes,
+            changed = summary.changed,
+            removed = summary.removed,
+            digest = %summary.digest,
+            "seeded {} from s3://{}/{}",
+            target.display(),
+            properties.bucket,
+            properties.prefix
+        );
+        Ok(Outcome::new(format!("seed-authorities:{}", target.display()))
+            .with_data("Files", summary.files)
+            .with_data("Bytes", summary.bytes)
+            .with_data("Changed", summary.changed)
+            .with_data("Removed", summary.removed)
+            .with_data("Digest", summary.digest))
+    }
+}
+
+impl<S: ObjectSource + 'static> CustomResource for SeedAuthorities<S> {
+    const TYPE: &'static str = "Custom::SeedAuthorities";
+    type Properties = Properties;
+
+    async fn create(&self, context: &RequestContext, properties: Properties) -> Result<Outcome, Failure> {
+        self.seed(context, &properties).await
+    }
+
+    async fn update(
+        &self,
+        context: &RequestContext,
+        _physical_id: &str,
+        properties: Properties,
+        _old_properties: Option<Properties>,
+    ) -> Result<Outcome, Failure> {
+        self.seed(context, &properties).await
+    }
+
+    /// The files outlive the stack unless `RemoveOnDelete` asks otherwise.
+    async fn delete(
+        &self,
+        context: &RequestContext,
+        physical_id: &str,
+        properties: Option<Properties>,
+    ) -> Result<Outcome, Failure> {
+        let remove = properties.and_then(|p| p.remove_on_delete).unwrap_or(false);
+        match (&self.target, remove) {
+            (Some(target), true) => {
+                let removed = remove_seeded(target);
+                tracing::info!(logical_id = %context.logical_id, removed, "removed the seeded files");
+            }
+            _ => tracing::info!(logical_id = %context.logical_id, "left the seeded files in place"),
+        }
+        Ok(Outcome::new(physical_id))
+    }
+}
+
+/// Removes what the seeds wrote, as listed in the manifest (links never followed), and the manifest.
+fn remove_seeded(target: &Path) -> usize {
+    let removed = mirror::prune(target, &manifest::Manifest::read(target), &Default::default());
+    let _ = std::fs::remove_file(target.join(keys::MANIFEST_NAME));
+    removed
+}
