@@ -31,10 +31,10 @@ test: venv check lint test-rust test-templates ## Everything: checks, template l
 	@echo "make test: all passed"
 
 .PHONY: demo
-demo: $(VENV)/.installed ## The emulator and requests through the real Lambda binary, each stored answer printed
+demo: $(VENV)/.installed ## moto and the real Lambda binary: the env-file check and the seed, each answer printed
 	@echo "== building the function and the demo (the first build takes a few minutes)"
 	@start=$$(date +%s); \
-	$(CARGO) build --quiet -p qa-lookup-functions --features fault-injection --bin custom-resources && \
+	$(CARGO) build --quiet -p qa-lookup-functions --bin custom-resources && \
 	$(CARGO) build --quiet -p qa-lookup-testbed --bin demo && \
 	echo "== built in $$(( $$(date +%s) - start )) s; running" && \
 	start=$$(date +%s) && \
