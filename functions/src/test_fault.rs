@@ -1,8 +1,6 @@
 //! `Custom::TestFault`: a resource type that misbehaves on request, so the end-to-end tests can
 //! show that every fault still ends in one answer. Built only with the `fault-injection` feature.
 
-use std::time::Duration;
-
 use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestContext};
 use serde::Deserialize;
 
@@ -39,10 +37,7 @@ impl TestFault {
                 context.logical_id
             ))),
             Behaviour::Panic => panic!("Custom::TestFault asked to panic"),
-            Behaviour::Hang => {
-                tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
-                unreachable!("the runner answers long before")
-            }
+            Behaviour::Hang => std::future::pending().await,
             Behaviour::FailWithLongReason => Err(Failure::new(format!(
                 "Custom::TestFault {}: a long reason: {}",
                 context.logical_id,
