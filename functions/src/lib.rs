@@ -3,14 +3,15 @@
 use cfn_custom_resource::Resources;
 
 pub mod aws;
+pub mod services_healthy;
 
 #[cfg(feature = "fault-injection")]
 pub mod test_fault;
 
 /// Every resource type this function serves, with the SDK's standard configuration.
 pub async fn resources() -> Resources {
-    let _config = aws::sdk_config().await;
-    let resources = Resources::new();
+    let config = aws::sdk_config().await;
+    let resources = Resources::new().with(services_healthy::ServicesHealthy::new(&config));
     #[cfg(feature = "fault-injection")]
     let resources = resources.with(test_fault::TestFault);
     resources

@@ -13,10 +13,34 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Wait until ECS services run healthy tasks: exit 0 healthy, 1 failed, 2 timed out
+    Wait(WaitArgs),
+}
+
+#[derive(clap::Args)]
+struct WaitArgs {
+    /// The ECS cluster's name or ARN
+    #[arg(long)]
+    cluster: String,
+    /// The services, comma-separated (e.g. app,mysql)
+    #[arg(long, value_delimiter = ',', required = true)]
+    services: Vec<String>,
+    /// How long to wait, e.g. 10m or 90s
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// How often to look
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    interval: std::time::Duration,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Wait(args) => {
+            use qa_lookup_functions::services_healthy::wait_in_terminal;
+            wait_in_terminal(&args.cluster, &args.services, args.timeout, args.interval).await
+        }
+    }
 }
