@@ -122,7 +122,7 @@ impl ServicesHealthy {
             started_at,
         )
         .map_err(fix_properties)?
-        .with_hand_off_at(Instant::from_std(context.handler_deadline) - HAND_OFF_RESERVE);
+        .with_hand_off_at(hand_off_at(context.handler_deadline));
 
         let logical_id = context.logical_id.as_str();
         let log_progress = |line: &str| tracing::info!(logical_id, cluster = %request.cluster, "{line}");
@@ -164,6 +164,11 @@ impl ServicesHealthy {
         tracing::info!(logical_id = %context.logical_id, wait_started_at = %started, "handed the wait on to a new invocation");
         Ok(Outcome::handed_off())
     }
+}
+
+/// When to hand the wait on rather than start another poll.
+fn hand_off_at(handler_deadline: std::time::Instant) -> Instant {
+    Instant::from_std(handler_deadline).checked_sub(HAND_OFF_RESERVE).unwrap_or_else(Instant::now)
 }
 
 /// Stable for one cluster: an Update of the same cluster is not a replacement.
