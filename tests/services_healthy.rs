@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck, LaunchType};
-use qa_lookup_testbed::{Event, FunctionOptions, Moto, StoredResponse, TestBed};
+use qa_lookup_testbed::{Event, FunctionOptions, Moto, ScriptedEndpoint, StoredResponse, TestBed};
 use serde_json::{json, Value};
 
 const FUNCTION: &str = env!("CARGO_BIN_EXE_custom-resources");
@@ -28,11 +28,22 @@ async fn ecs(moto: &Moto) -> aws_sdk_ecs::Client {
     aws_sdk_ecs::Client::new(&moto.sdk_config().await)
 }
 
+struct Deployed {
+    service: &'static str,
+    definition: String,
+    deployment: String,
+}
+
 /// Cluster `qa` with services app and mysql, their containers defining health checks; each
 /// service gets one task of its deployment, as ECS would start it, whose container moto reports
 /// HEALTHY. moto counts one running task per service whatever `app_desired` is.
-async fn deploy(moto: &Moto, app_desired: i32) {
+async fn deploy(moto: &Moto, app_desired: i32) -> Vec<Deployed> {
+    deploy_with_tasks(moto, app_desired, &["app", "mysql"]).await
+}
+
+async fn deploy_with_tasks(moto: &Moto, app_desired: i32, tasks_for: &[&str]) -> Vec<Deployed> {
     let ecs = ecs(moto).await;
+    let mut deployed = Vec::new();
     ecs.create_cluster().cluster_name(CLUSTER).send().await.expect("moto creates the cluster");
     for (service, desired) in [("app", app_desired), ("mysql", 1)] {
         let check = HealthCheck::builder().command("CMD-SHELL").command("exit 0").build().expect("a command");
@@ -56,9 +67,13 @@ async fn deploy(moto: &Moto, app_desired: i32) {
             .await
             .expect("moto creates the service");
         let deployment = created.service().and_then(|s| s.deployments().first()).and_then(|d| d.id()).expect("an id");
-        run_service_task(moto, service, definition, deployment).await;
+        if tasks_for.contains(&service) {
+            run_service_task(moto, service, definition, deployment).await;
+        }
+        deployed.push(Deployed { service, definition: definition.to_owned(), deployment: deployment.to_owned() });
     }
     moto.hold_ecs_tasks().await;
+    deployed
 }
 
 /// moto starts no tasks for a service: start one as its deployment would.
@@ -222,4 +237,35 @@ async fn hand_off_that_lambda_refuses_answers_failed_rather_than_go_silent() {
         "{}",
         answer.reason()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_longer_than_an_invocation_is_handed_on_and_the_next_invocation_answers_once() {
+    // Lambda's asynchronous invoke, standing in: it accepts the event; the test delivers it.
+    let lambda = ScriptedEndpoint::start(&[]).await;
+    let lambda_url = lambda.url.trim_end_matches("/response").to_owned();
+    let function = FunctionOptions::new(FUNCTION)
+        .timeout(Duration::from_secs(64))
+        .env("CFN_DEADLINE_MARGIN_SECONDS", "2")
+        .env("AWS_ENDPOINT_URL_LAMBDA", &lambda_url);
+    let bed = TestBed::start_with_moto_env(function, &[("MOTO_ECS_SERVICE_RUNNING", "1")]).await;
+    let deployed = deploy_with_tasks(&bed.moto, 1, &["mysql"]).await;
+
+    let create = bed.create(SERVICES_HEALTHY, "ServicesHealthy", properties("app,mysql", "2m")).await;
+    let returned = bed.invoke(&create).await;
+    assert_eq!(returned["handed_off"], true, "{returned}\n{}", bed.function.logs());
+    let handed_on = lambda.received();
+    assert_eq!(handed_on.len(), 1);
+    assert_eq!(handed_on[0].path_and_query, "/2015-03-31/functions/qa-lookup-custom-resources/invocations");
+    let next_event: Value = serde_json::from_slice(&handed_on[0].body).expect("the event, as JSON");
+    assert!(next_event["QaWaitStartedAt"].is_string(), "{next_event}");
+    assert_eq!(next_event["RequestId"], create.body["RequestId"]);
+
+    let app = deployed.iter().find(|d| d.service == "app").expect("app was deployed");
+    run_service_task(&bed.moto, app.service, &app.definition, &app.deployment).await;
+    bed.function.invoke(&next_event).await;
+
+    let answer = one_answer(&bed, &create).await;
+    assert_eq!(answer.status(), "SUCCESS", "{}\n{}", answer.json, bed.function.logs());
+    assert_eq!(answer.physical_id(), "services-healthy:qa");
 }
