@@ -39,8 +39,13 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Wait(args) => {
-            use qa_lookup_functions::services_healthy::wait_in_terminal;
-            wait_in_terminal(&args.cluster, &args.services, args.timeout, args.interval).await
+            qa_lookup_functions::services_healthy::wait_in_terminal(
+                &args.cluster,
+                &args.services,
+                args.timeout,
+                args.interval,
+            )
+            .await
         }
     }
 }

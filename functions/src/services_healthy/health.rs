@@ -228,7 +228,7 @@ impl Seen {
                 explained: true,
             }
         } else if let Some(deployment) = failed_deployment {
-            let reason = deployment.rollout_reason.as_deref().unwrap_or("ECS gave no reason");
+            let reason = deployment.rollout_reason.as_deref().map_or("ECS gave no reason", |r| r.trim_end_matches('.'));
             failing(format!("its deployment {} failed: {reason}", deployment.id))
         } else if current_stops >= STOPS_TO_FAIL {
             failing(format!("{current_stops} tasks of its current deployment stopped since the wait began"))

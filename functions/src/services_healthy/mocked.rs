@@ -164,7 +164,7 @@ async fn mocked_healthy_task_that_stops_with_a_reason_fails_the_wait_quoting_it_
     let WaitEnd::Failed { reason } = end else { panic!("expected a failure, got {end:?}") };
     assert!(
         reason.starts_with(
-            "mysql: its deployment ecs-svc/mysql failed: ECS deployment circuit breaker: tasks failed to start.. \
+            "mysql: its deployment ecs-svc/mysql failed: ECS deployment circuit breaker: tasks failed to start. \
              Stopped tasks: mysql: Essential container in task exited (container mysql, exit 1)."
         ),
         "{reason}"

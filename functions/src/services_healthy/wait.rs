@@ -180,9 +180,9 @@ fn judge(seen: &Seen, services: &[Service]) -> Vec<ServiceState> {
 fn poll_error(cluster: &str, error: EcsError) -> PollError {
     if error.lasting {
         PollError::Final(format!(
-            "{} (cluster {cluster}). Waiting will not change that: check the cluster name and that the caller \
+            "cluster {cluster}: {}. Waiting will not change that: check the cluster name and that the caller \
              may call ecs:DescribeServices, ecs:ListTasks, ecs:DescribeTasks and ecs:DescribeTaskDefinition",
-            error.message
+            error.message.trim_end_matches('.')
         ))
     } else {
         PollError::Passing(error.message)
