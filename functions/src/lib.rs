@@ -5,6 +5,7 @@ use cfn_custom_resource::Resources;
 pub mod aws;
 pub mod env_file_check;
 pub mod seed_authorities;
+pub mod services_healthy;
 
 #[cfg(feature = "fault-injection")]
 pub mod test_fault;
@@ -14,7 +15,8 @@ pub async fn resources() -> Resources {
     let config = aws::sdk_config().await;
     let resources = Resources::new()
         .with(env_file_check::EnvFileCheck::new(&config))
-        .with(seed_authorities::SeedAuthorities::new(&config));
+        .with(seed_authorities::SeedAuthorities::new(&config))
+        .with(services_healthy::ServicesHealthy::new(&config));
     #[cfg(feature = "fault-injection")]
     let resources = resources.with(test_fault::TestFault);
     resources

@@ -145,7 +145,7 @@ EOF
 check "no role grants an action on every resource, except read-only ones" \
   python3 - "$WORK/policies.jsonl" <<'EOF'
 import json, sys
-readonly = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "s3:GetAccountPublicAccessBlock", "ecs:ListTasks"}
+readonly = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "s3:GetAccountPublicAccessBlock", "ecs:ListTasks", "ecs:DescribeTaskDefinition"}
 policies = [json.loads(l) for l in open(sys.argv[1])]
 assert len({p["role"] for p in policies}) == 5, policies
 for p in policies:

@@ -25,6 +25,8 @@ enum Command {
     CheckEnv(CheckEnvArgs),
     /// Mirror the authority files from S3 into a folder: all or nothing, only what changed, validated.
     Seed(SeedArgs),
+    /// Wait until ECS services run healthy tasks: exit 0 healthy, 1 failed, 2 timed out
+    Wait(WaitArgs),
 }
 
 #[derive(Args)]
@@ -137,11 +139,36 @@ async fn seed(args: SeedArgs) -> ExitCode {
     }
 }
 
+#[derive(Args)]
+struct WaitArgs {
+    /// The ECS cluster's name or ARN
+    #[arg(long)]
+    cluster: String,
+    /// The services, comma-separated (e.g. app,mysql)
+    #[arg(long, value_delimiter = ',', required = true)]
+    services: Vec<String>,
+    /// How long to wait, e.g. 10m or 90s
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// How often to look
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    interval: std::time::Duration,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     cfn_custom_resource::lambda::init_logging();
     match Cli::parse().command {
         Command::CheckEnv(args) => check_env(args).await,
         Command::Seed(args) => seed(args).await,
+        Command::Wait(args) => {
+            qa_lookup_functions::services_healthy::wait_in_terminal(
+                &args.cluster,
+                &args.services,
+                args.timeout,
+                args.interval,
+            )
+            .await
+        }
     }
 }

@@ -41,6 +41,7 @@ pub async fn run(resources: Resources) -> Result<(), lambda_runtime::Error> {
         Ok::<Value, lambda_runtime::Error>(serde_json::json!({
             "status": report.status.map(|s| s.as_str()),
             "delivered": report.delivered,
+            "handed_off": report.handed_off,
         }))
     }))
     .await

@@ -9,7 +9,8 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// What a successful Create, Update or Delete answers.
+/// What a successful Create, Update or Delete answers — or, from [`Outcome::handed_off`], that
+/// another invocation of the function answers instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// Stable across updates; a different id on Update tells CloudFormation to replace.
@@ -17,11 +18,24 @@ pub struct Outcome {
     /// Readable with `!GetAtt`. Shown in stack events unless `no_echo`.
     pub data: HashMap<String, String>,
     pub no_echo: bool,
+    handed_off: bool,
 }
 
 impl Outcome {
     pub fn new(physical_id: impl Into<String>) -> Self {
-        Outcome { physical_id: physical_id.into(), data: HashMap::new(), no_echo: false }
+        Outcome { physical_id: physical_id.into(), data: HashMap::new(), no_echo: false, handed_off: false }
+    }
+
+    /// The handler has passed the request on to a new invocation of the function (with
+    /// [`RequestContext::event`]), which will answer it: this invocation sends no answer.
+    /// Return it only once the hand-off is certain; if it failed, return a [`Failure`] instead,
+    /// or no one answers and the stack waits for its ServiceTimeout.
+    pub fn handed_off() -> Self {
+        Outcome { handed_off: true, ..Outcome::new("") }
+    }
+
+    pub fn is_handed_off(&self) -> bool {
+        self.handed_off
     }
 
     pub fn with_data(mut self, key: impl Into<String>, value: impl ToString) -> Self {

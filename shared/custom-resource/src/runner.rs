@@ -54,6 +54,8 @@ pub struct Invocation {
 pub struct Report {
     pub status: Option<Status>,
     pub delivered: bool,
+    /// The handler passed the request on to a new invocation, which answers it.
+    pub handed_off: bool,
 }
 
 struct Request {
@@ -115,8 +117,9 @@ fn read_request(event: &Value) -> Result<Request, String> {
     })
 }
 
-/// Handles one event and sends its one answer. Never returns before the answer was
-/// delivered or the attempt to deliver it ended.
+/// Handles one event and sends its one answer, unless the handler handed the request on to a new
+/// invocation that answers it. Never returns before the answer was delivered or the attempt to
+/// deliver it ended.
 pub async fn answer_event(
     resources: &Resources,
     sender: &impl ResponseSender,
@@ -136,11 +139,19 @@ pub async fn answer_event(
                 outcome = "not answered",
                 "{problem}: this is not a CloudFormation custom-resource request, so there is no one to answer"
             );
-            return Report { status: None, delivered: false };
+            return Report { status: None, delivered: false, handed_off: false };
         }
     };
 
-    let answer = decide(resources, settings, &request, &event, deadline).await;
+    let Some(answer) = decide(resources, settings, &request, &event, deadline).await else {
+        tracing::info!(
+            request_type = %request.request_type, logical_id = %request.envelope.logical_id,
+            resource_type = %request.resource_type, outcome = "handed off",
+            duration_ms = started.elapsed().as_millis() as u64,
+            "handed the request on to a new invocation, which answers it"
+        );
+        return Report { status: None, delivered: false, handed_off: true };
+    };
     let body = response::body(&request.envelope, &answer, &invocation.log_pointer);
     let budget = deadline.saturating_duration_since(Instant::now()).saturating_sub(Duration::from_secs(1));
     let delivery = sender.send(&request.response_url, body, budget.max(Duration::from_secs(1))).await;
@@ -162,16 +173,17 @@ pub async fn answer_event(
             "could not deliver the answer to CloudFormation: {}; the stack waits for its ServiceTimeout", error.message
         ),
     }
-    Report { status: Some(answer.status), delivered: delivery.is_ok() }
+    Report { status: Some(answer.status), delivered: delivery.is_ok(), handed_off: false }
 }
 
+/// The answer to send; `None` when the handler handed the request on to a new invocation.
 async fn decide(
     resources: &Resources,
     settings: &Settings,
     request: &Request,
     event: &Value,
     deadline: Instant,
-) -> Answer {
+) -> Option<Answer> {
     let failed = |reason: String| Answer {
         status: Status::Failed,
         reason: Some(reason),
@@ -183,22 +195,22 @@ async fn decide(
     let action = match &request.action {
         Ok(action) => action.clone(),
         Err(problem) => {
-            return failed(format!(
+            return Some(failed(format!(
                 "{who}: the event is not a valid CloudFormation custom-resource request ({problem}); \
                  it must come from CloudFormation with RequestType Create, Update or Delete"
-            ))
+            )))
         }
     };
     if let Action::Delete { physical_id, .. } = &action {
         if physical_id.starts_with(NEVER_CREATED_PREFIX) {
             tracing::info!(logical_id = %request.envelope.logical_id, "its Create failed: nothing to delete");
-            return Answer {
+            return Some(Answer {
                 status: Status::Success,
                 reason: None,
                 physical_id: physical_id.clone(),
                 data: Default::default(),
                 no_echo: false,
-            };
+            });
         }
     }
     if !resources.serves(&request.resource_type) {
@@ -206,11 +218,11 @@ async fn decide(
             types if types.is_empty() => "no resource types yet".to_owned(),
             types => types.join(", "),
         };
-        return failed(format!(
+        return Some(failed(format!(
             "{who}: this function does not serve resource type {:?}; it serves {served}. \
              Fix the resource's Type in the template or point its ServiceToken at the right function",
             request.resource_type,
-        ));
+        )));
     }
 
     let handler_deadline = deadline.checked_sub(settings.deadline_margin).unwrap_or(deadline);
@@ -224,12 +236,12 @@ async fn decide(
         event: event.clone(),
     };
     if time_allowed.is_zero() {
-        return failed(format!(
+        return Some(failed(format!(
             "{who}: the function's time limit leaves no time to work after the {} s kept to answer; \
              raise the function's Timeout (or lower {})",
             settings.deadline_margin.as_secs(),
             Settings::MARGIN_VARIABLE
-        ));
+        )));
     }
     let handler = resources.dispatch(context, action).expect("the type is served");
     let mut task = tokio::spawn(handler);
@@ -237,15 +249,16 @@ async fn decide(
         Ok(joined) => joined,
         Err(_) => {
             task.abort();
-            return failed(format!(
+            return Some(failed(format!(
                 "{who}: did not finish within {} s, the function's time limit less a {} s margin to answer. \
                  See the log for how far it got; raise the function's Timeout if the work is legitimately longer",
                 time_allowed.as_secs(),
                 settings.deadline_margin.as_secs()
-            ));
+            )));
         }
     };
-    match result {
+    let answer = match result {
+        Ok(Ok(outcome)) if outcome.is_handed_off() => return None,
         Ok(Ok(outcome)) => success(&who, outcome).unwrap_or_else(failed),
         Ok(Err(Failure { reason })) => failed(reason),
         Err(join_error) => {
@@ -264,7 +277,8 @@ async fn decide(
                 request.request_type
             ))
         }
-    }
+    };
+    Some(answer)
 }
 
 fn success(who: &str, outcome: Outcome) -> Result<Answer, String> {
@@ -336,6 +350,32 @@ mod tests {
         }
     }
 
+    /// Hands every Create on to "another invocation".
+    struct Relay;
+
+    impl CustomResource for Relay {
+        const TYPE: &'static str = "Custom::Relay";
+        type Properties = NoProperties;
+
+        async fn create(&self, _: &RequestContext, _: NoProperties) -> Result<Outcome, Failure> {
+            Ok(Outcome::handed_off())
+        }
+
+        async fn update(
+            &self,
+            _: &RequestContext,
+            id: &str,
+            _: NoProperties,
+            _: Option<NoProperties>,
+        ) -> Result<Outcome, Failure> {
+            Ok(Outcome::new(id))
+        }
+
+        async fn delete(&self, _: &RequestContext, id: &str, _: Option<NoProperties>) -> Result<Outcome, Failure> {
+            Ok(Outcome::new(id))
+        }
+    }
+
     fn event(request_type: &str, physical_id: &str) -> Value {
         json!({
             "RequestType": request_type, "ResponseURL": "https://example.invalid/r?X-Amz-Signature=s",
@@ -351,14 +391,15 @@ mod tests {
             deadline: SystemTime::now() + Duration::from_secs(seconds_left),
             log_pointer: "the log".into(),
         };
-        let report = answer_event(&Resources::new().with(Sleeper), &sender, &settings, event, &invocation).await;
+        let report =
+            answer_event(&Resources::new().with(Sleeper).with(Relay), &sender, &settings, event, &invocation).await;
         (report, sender.bodies.into_inner().unwrap())
     }
 
     #[tokio::test(start_paused = true)]
     async fn handler_past_the_deadline_less_the_margin_is_answered_failed_once() {
         let (report, bodies) = answer(event("Create", ""), 4).await;
-        assert_eq!(report, Report { status: Some(Status::Failed), delivered: true });
+        assert_eq!(report, Report { status: Some(Status::Failed), delivered: true, handed_off: false });
         assert_eq!(bodies.len(), 1);
         assert!(bodies[0]["Reason"].as_str().unwrap().contains("Custom::Sleeper Nap: did not finish within 1 s"));
         assert_eq!(bodies[0]["PhysicalResourceId"], "never-created:request");
@@ -393,7 +434,28 @@ mod tests {
         let mut event = event("Create", "");
         event.as_object_mut().unwrap().remove("ResponseURL");
         let (report, bodies) = answer(event, 30).await;
-        assert_eq!(report, Report { status: None, delivered: false });
+        assert_eq!(report, Report { status: None, delivered: false, handed_off: false });
         assert!(bodies.is_empty());
+    }
+
+    #[tokio::test]
+    async fn handed_off_request_is_left_to_the_invocation_it_was_handed_to() {
+        let mut create = event("Create", "");
+        create["ResourceType"] = json!("Custom::Relay");
+        let (report, bodies) = answer(create, 30).await;
+        assert_eq!(report, Report { status: None, delivered: false, handed_off: true });
+        assert!(bodies.is_empty(), "this invocation must not answer: {bodies:?}");
+    }
+
+    #[tokio::test]
+    async fn event_handed_on_with_a_field_of_the_handler_is_answered_once() {
+        let mut update = event("Update", "relayed");
+        update["ResourceType"] = json!("Custom::Relay");
+        update["OldResourceProperties"] = json!({});
+        update["ContinuedSince"] = json!("2026-11-25T10:00:00Z");
+        let (report, bodies) = answer(update, 30).await;
+        assert_eq!(report, Report { status: Some(Status::Success), delivered: true, handed_off: false });
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(bodies[0]["PhysicalResourceId"], "relayed");
     }
 }

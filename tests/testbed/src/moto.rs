@@ -11,12 +11,16 @@ pub struct Moto {
 
 impl Moto {
     pub fn start(log_dir: &std::path::Path) -> Moto {
+        Self::start_with_env(log_dir, &[])
+    }
+
+    /// With settings moto reads from its environment, such as `MOTO_ECS_SERVICE_RUNNING`
+    /// (the running count of every ECS service it creates).
+    pub fn start_with_env(log_dir: &std::path::Path, env: &[(&str, &str)]) -> Moto {
         let port = free_port();
-        let mut process = Guarded::spawn(
-            "moto",
-            Command::new(venv_program("moto_server")).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
-            log_dir,
-        );
+        let mut command = Command::new(venv_program("moto_server"));
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).envs(env.iter().copied());
+        let mut process = Guarded::spawn("moto", &mut command, log_dir);
         process.wait_for_port(port, Duration::from_secs(60));
         Moto { endpoint: format!("http://127.0.0.1:{port}"), process }
     }
@@ -33,6 +37,20 @@ impl Moto {
             .endpoint_url(&self.endpoint)
             .load()
             .await
+    }
+
+    /// Keeps ECS tasks in the state they are in: by default moto moves a task on
+    /// (RUNNING → DEACTIVATING → …) each time it is described.
+    pub async fn hold_ecs_tasks(&self) {
+        let transition = r#"{"model_name": "ecs::task", "transition": {"progression": "manual", "times": 1000000}}"#;
+        let response = reqwest::Client::new()
+            .post(format!("{}/moto-api/state-manager/set-transition", self.endpoint))
+            .header("content-type", "application/json")
+            .body(transition)
+            .send()
+            .await
+            .expect("moto's state manager answers");
+        assert!(response.status().is_success(), "moto's state manager answered {}", response.status());
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {

@@ -78,8 +78,13 @@ impl TestBed {
         "arn:aws:cloudformation:us-east-1:123456789012:stack/qa-lookup-test/5b2d7e10-ca8a-11f0-8de9-0a1b2c3d4e5f";
 
     pub async fn start(options: FunctionOptions) -> TestBed {
+        Self::start_with_moto_env(options, &[]).await
+    }
+
+    /// With settings for moto, see [`Moto::start_with_env`].
+    pub async fn start_with_moto_env(options: FunctionOptions, moto_env: &[(&str, &str)]) -> TestBed {
         let log_dir = tempfile::Builder::new().prefix("qa-lookup-testbed-").tempdir().expect("a temporary folder");
-        let moto = Moto::start(log_dir.path());
+        let moto = Moto::start_with_env(log_dir.path(), moto_env);
         let s3 = moto.s3().await;
         let responses_bucket = "cloudformation-custom-resource-responses".to_owned();
         s3.create_bucket().bucket(&responses_bucket).send().await.expect("moto creates the responses bucket");
