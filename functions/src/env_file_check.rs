@@ -447,16 +447,6 @@ impl<F: EnvFileFacts + 'static> CustomResource for EnvFileCheck<F> {
         self.check(context, &properties).await
     }
 
-    async fn update(
-        &self,
-        context: &RequestContext,
-        _physical_id: &str,
-        properties: Properties,
-        _old_properties: Option<Properties>,
-    ) -> Result<Outcome, Failure> {
-        self.check(context, &properties).await
-    }
-
     async fn delete(
         &self,
         _context: &RequestContext,

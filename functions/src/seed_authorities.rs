@@ -24,7 +24,8 @@ pub const MOUNT_PATH_VARIABLE: &str = "AUTHORITIES_MOUNT_PATH";
 pub const DEFAULT_PREFIX: &str = "authorities/";
 pub const DEFAULT_MAX_OBJECTS: u64 = 10_000;
 pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 1 << 30;
-pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Many small files: enough requests in flight to hide each one's latency.
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -144,16 +145,6 @@ impl<S: ObjectSource + 'static> CustomResource for SeedAuthorities<S> {
     type Properties = Properties;
 
     async fn create(&self, context: &RequestContext, properties: Properties) -> Result<Outcome, Failure> {
-        self.seed(context, &properties).await
-    }
-
-    async fn update(
-        &self,
-        context: &RequestContext,
-        _physical_id: &str,
-        properties: Properties,
-        _old_properties: Option<Properties>,
-    ) -> Result<Outcome, Failure> {
         self.seed(context, &properties).await
     }
 

@@ -206,18 +206,8 @@ impl CustomResource for ServicesHealthy {
     const TYPE: &'static str = "Custom::ServicesHealthy";
     type Properties = Properties;
 
+    /// Create and Update (a new task definition is a new deployment) wait the same way.
     async fn create(&self, context: &RequestContext, properties: Properties) -> Result<Outcome, Failure> {
-        self.wait_until_healthy(context, &properties).await
-    }
-
-    /// A new task definition means a new deployment: wait for it again.
-    async fn update(
-        &self,
-        context: &RequestContext,
-        _physical_id: &str,
-        properties: Properties,
-        _old_properties: Option<Properties>,
-    ) -> Result<Outcome, Failure> {
         self.wait_until_healthy(context, &properties).await
     }
 

@@ -55,16 +55,6 @@ impl CustomResource for TestFault {
         self.behave(context, &properties).await
     }
 
-    async fn update(
-        &self,
-        context: &RequestContext,
-        _physical_id: &str,
-        properties: Properties,
-        _old_properties: Option<Properties>,
-    ) -> Result<Outcome, Failure> {
-        self.behave(context, &properties).await
-    }
-
     async fn delete(
         &self,
         context: &RequestContext,

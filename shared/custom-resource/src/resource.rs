@@ -90,13 +90,18 @@ pub trait CustomResource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Outcome, Failure>> + Send;
 
     /// `old_properties` is `None` when the old ones no longer parse (the type's schema changed).
+    /// By default an Update does what a Create does; return the same physical id to keep the
+    /// resource, another to have CloudFormation replace it.
     fn update(
         &self,
         context: &RequestContext,
         physical_id: &str,
         properties: Self::Properties,
         old_properties: Option<Self::Properties>,
-    ) -> impl Future<Output = Result<Outcome, Failure>> + Send;
+    ) -> impl Future<Output = Result<Outcome, Failure>> + Send {
+        let _ = (physical_id, old_properties);
+        self.create(context, properties)
+    }
 
     /// `properties` is `None` when they no longer parse: a Delete must still be able to succeed.
     fn delete(
