@@ -54,7 +54,7 @@ package: $(VENV)/.installed stage-given ## Build the custom-resource Lambda zip 
 	bucket=$${LAMBDA_BUCKET:-$$($(AWS) cloudformation describe-stacks --stack-name $(PREREQ_STACK) \
 	  --query "Stacks[0].Outputs[?OutputKey=='BucketName'].OutputValue" --output text)} && \
 	key=lambda/custom-resources-$(ARCH)-$$(sha256sum $(LAMBDA_ZIP) | cut -c1-12).zip && \
-	$(AWS) s3 cp $(LAMBDA_ZIP) s3://$$bucket/$$key && \
+	$(AWS) s3 cp --only-show-errors $(LAMBDA_ZIP) s3://$$bucket/$$key && \
 	printf '[{"ParameterKey": "%s", "ParameterValue": "%s"},\n {"ParameterKey": "%s", "ParameterValue": "%s"},\n {"ParameterKey": "%s", "ParameterValue": "%s"}]\n' \
 	  LambdaCodeBucket $$bucket LambdaCodeKey $$key LambdaArchitecture $(ARCH) > $(PACKAGE_DIR)/lambda-parameters.json && \
 	sed -e "/^  LambdaCodeBucket:$$/a\    Default: $$bucket" \

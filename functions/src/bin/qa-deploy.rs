@@ -158,7 +158,15 @@ struct WaitArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     cfn_custom_resource::lambda::init_logging();
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // Not clap's usual 2: for `wait` that means "timed out".
+            return if error.use_stderr() { ExitCode::from(64) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
         Command::CheckEnv(args) => check_env(args).await,
         Command::Seed(args) => seed(args).await,
         Command::Wait(args) => {
