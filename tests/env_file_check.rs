@@ -74,10 +74,7 @@ async fn lambda_answer(bed: &TestBed, bucket: &str, key: &str) -> qa_lookup_test
 async fn cli(bed: &TestBed, bucket: &str, key: &str) -> (i32, String) {
     let output = tokio::process::Command::new(CLI)
         .args(["check-env", "--bucket", bucket, "--key", key, "--execution-role-arn", ROLE])
-        .env("AWS_ENDPOINT_URL", &bed.moto.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(qa_lookup_testbed::client_env(&bed.moto.endpoint))
         .output()
         .await
         .expect("qa-deploy runs");

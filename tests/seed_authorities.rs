@@ -263,10 +263,7 @@ async fn cli_seed(endpoint: &str, target: &Path) -> (bool, String) {
     let output = tokio::process::Command::new(CLI)
         .args(["seed", "--bucket", BUCKET, "--target"])
         .arg(target)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(qa_lookup_testbed::client_env(endpoint))
         .output()
         .await
         .unwrap();

@@ -108,10 +108,7 @@ async fn qa_deploy_wait(moto: &Moto, services: &str, timeout: &str) -> Output {
         .args(["wait", "--cluster", CLUSTER, "--services", services, "--timeout", timeout, "--interval", "1s"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(qa_lookup_testbed::client_env(&moto.endpoint))
         .output()
         .await
         .expect("qa-deploy runs")

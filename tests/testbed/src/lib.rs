@@ -13,6 +13,6 @@ mod testbed;
 pub use endpoint::{RecordedRequest, ScriptedEndpoint};
 pub use function::{FunctionOptions, LambdaFunction};
 pub use moto::Moto;
-pub use process::{free_port, workspace_root};
+pub use process::{client_env, free_port, workspace_root};
 pub use proxy::{Behaviour, Proxy};
 pub use testbed::{Event, StoredResponse, TestBed};

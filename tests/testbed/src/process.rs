@@ -20,6 +20,17 @@ pub(crate) fn venv_program(name: &str) -> PathBuf {
     path
 }
 
+/// The SDK's standard variables that point a client (the function, the CLI) at `endpoint`
+/// with moto's test credentials.
+pub fn client_env(endpoint: &str) -> [(&'static str, String); 4] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ]
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("a free port on 127.0.0.1").port()

@@ -98,11 +98,10 @@ impl TestBed {
             .send()
             .await
             .expect("moto turns on versioning, so a second answer would show");
-        let options = options
-            .env("AWS_ENDPOINT_URL", &moto.endpoint)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing");
+        let mut options = options;
+        for (key, value) in crate::process::client_env(&moto.endpoint) {
+            options = options.env(key, &value);
+        }
         let function = LambdaFunction::start(&options, log_dir.path()).await;
         TestBed { function, s3, moto, responses_bucket, log_dir }
     }
