@@ -99,6 +99,11 @@ impl LambdaFunction {
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
     }
 
+    /// Where an invocation is posted, as Lambda's Invoke API takes it.
+    pub fn invoke_url(&self) -> &str {
+        &self.invoke_url
+    }
+
     /// Everything the function has logged so far.
     pub fn logs(&self) -> String {
         self.function.log()

@@ -5,9 +5,11 @@
 
 mod endpoint;
 mod function;
+pub mod lifecycle;
 mod moto;
 mod process;
 mod proxy;
+mod stack;
 mod testbed;
 
 pub use endpoint::{RecordedRequest, ScriptedEndpoint};
@@ -15,4 +17,5 @@ pub use function::{FunctionOptions, LambdaFunction};
 pub use moto::Moto;
 pub use process::{client_env, free_port, workspace_root};
 pub use proxy::{Behaviour, Proxy};
+pub use stack::{StackBed, StackEvent};
 pub use testbed::{Event, StoredResponse, TestBed};

@@ -1,7 +1,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{free_port, venv_program, Guarded};
+use crate::process::{free_port, venv_program, workspace_root, Guarded};
 
 /// moto's real HTTP AWS emulator, on 127.0.0.1 and a free port.
 pub struct Moto {
@@ -20,6 +20,21 @@ impl Moto {
         let port = free_port();
         let mut command = Command::new(venv_program("moto_server"));
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).envs(env.iter().copied());
+        let mut process = Guarded::spawn("moto", &mut command, log_dir);
+        process.wait_for_port(port, Duration::from_secs(60));
+        Moto { endpoint: format!("http://127.0.0.1:{port}"), process }
+    }
+
+    /// moto from `tests/testbed/moto_launcher.py` on `port`: its Lambda invocations go to the
+    /// runtime emulator at `invoke_url`, and its CloudFormation sends custom resources Create, Update
+    /// and Delete requests and acts on their answers (see the launcher's docstring).
+    pub fn start_launcher(log_dir: &std::path::Path, port: u16, invoke_url: &str) -> Moto {
+        let mut command = Command::new(venv_program("python"));
+        command
+            .arg(workspace_root().join("tests/testbed/moto_launcher.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("QA_LAMBDA_INVOKE_URL", invoke_url)
+            .env("MOTO_PORT", port.to_string());
         let mut process = Guarded::spawn("moto", &mut command, log_dir);
         process.wait_for_port(port, Duration::from_secs(60));
         Moto { endpoint: format!("http://127.0.0.1:{port}"), process }

@@ -1,155 +1,153 @@
-//! `make demo`: moto and the real Lambda binary on 127.0.0.1, and the custom resources' requests
-//! as CloudFormation sends them, with real pre-signed response URLs; each stored answer is printed.
-//! It grows with each capability: the whole stack lifecycle comes with the templates on moto.
+//! `make demo`: the whole stack lifecycle on 127.0.0.1, with the README's `aws cloudformation`
+//! commands against moto, whose custom-resource requests reach the real function under the
+//! cargo-lambda runtime emulator: create, update, a failure that rolls back, delete.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
-use aws_sdk_s3::primitives::ByteStream;
-use qa_lookup_testbed::{Event, FunctionOptions, StoredResponse, TestBed};
-use serde_json::json;
+use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, PREREQUISITES_STACK, SERVICE_STACK};
 
-const BUCKET: &str = "lookup-demo";
-const ROLE: &str = "arn:aws:iam::123456789012:role/lookup-task-execution";
+const FAILING_STACK: &str = "lookup-service-demo-public-bucket";
 
-fn step(started: Instant, text: &str) {
-    println!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+struct Summary {
+    rows: Vec<(String, String, f64)>,
+    failed: bool,
 }
 
-async fn show(bed: &TestBed, started: Instant, title: &str, event: &Event) -> StoredResponse {
-    let field = |name: &str| event.body[name].as_str().unwrap_or_default().to_owned();
-    step(
-        started,
-        &format!("{title}: {} {} {}", field("RequestType"), field("ResourceType"), field("LogicalResourceId")),
-    );
-    bed.invoke(event).await;
-    let stored = bed.stored_response(event).await;
-    println!("         CloudFormation receives ({} bytes, {} answer):", stored.bytes.len(), stored.versions);
-    for line in serde_json::to_string_pretty(&stored.json).unwrap_or_default().lines() {
-        println!("           {line}");
-    }
-    stored
-}
-
-fn files_below(folder: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![folder.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(folder).unwrap_or(&path).to_path_buf());
-            }
+impl Summary {
+    /// A stack operation that did not end in `wanted` stops the demo: the next steps build on it.
+    fn record(
+        &mut self,
+        lifecycle: &Lifecycle,
+        step: &str,
+        wanted: &str,
+        settled: &Settled,
+        since: Instant,
+    ) -> Result<(), String> {
+        let ok = settled.status == wanted;
+        self.failed |= !ok;
+        let mark = if ok { "ok  " } else { "FAIL" };
+        lifecycle.say(&format!("{mark} {step}: {} (wanted {wanted})", settled.status));
+        self.rows.push((format!("{mark} {step}"), settled.status.clone(), since.elapsed().as_secs_f64()));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{step}: the stack ended {}, not {wanted}", settled.status))
         }
     }
-    files.sort();
-    files
+
+    fn check(&mut self, lifecycle: &Lifecycle, step: &str, ok: bool, detail: &str) {
+        self.failed |= !ok;
+        let mark = if ok { "ok  " } else { "FAIL" };
+        lifecycle.say(&format!("{mark} {step}: {detail}"));
+        self.rows.push((format!("{mark} {step}"), detail.to_owned(), 0.0));
+    }
 }
 
-async fn put(bed: &TestBed, key: &str, bytes: Vec<u8>) {
-    bed.s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(ByteStream::from(bytes))
-        .send()
-        .await
-        .expect("moto stores the object");
+fn heading(text: &str) {
+    println!("\n== {text}");
+}
+
+async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), String> {
+    heading("1. The prerequisites stack, then the env file and the authority files in its bucket");
+    let since = Instant::now();
+    let prerequisites = lifecycle.create_prerequisites().await?;
+    summary.record(lifecycle, "prerequisites created", "CREATE_COMPLETE", &prerequisites, since)?;
+    lifecycle.upload().await?;
+
+    heading("2-3. The service stack: the env check, the seed and the health wait answered by the real function");
+    let since = Instant::now();
+    let created = lifecycle.create_service(SERVICE_STACK, "1").await?;
+    summary.record(lifecycle, "service created", "CREATE_COMPLETE", &created, since)?;
+    for (key, value) in lifecycle.bed.outputs(SERVICE_STACK).await? {
+        println!("           output {key} = {value}");
+    }
+    let seeded = lifecycle.seeded();
+    lifecycle.say(&format!("the mount (a local folder standing in for EFS) holds {} files:", seeded.len()));
+    for file in seeded.keys().take(8) {
+        println!("           {}", file.display());
+    }
+    if seeded.len() > 8 {
+        println!("           … and {} more", seeded.len() - 8);
+    }
+    let sources = lifecycle::files_below(&lifecycle.authorities).len();
+    summary.check(lifecycle, "authorities seeded", seeded.len() == sources, &format!("{} of {sources} files", seeded.len()));
+
+    heading("4. Update: one authority file changed in S3, the stack updated with a new AuthoritiesSourceVersion");
+    let changed = lifecycle.change_one_authority().await?;
+    lifecycle.say(&format!("changed authorities/{} in S3", changed.display()));
+    let since = Instant::now();
+    let updated = lifecycle.update_service(SERVICE_STACK, "2").await?;
+    summary.record(lifecycle, "service updated", "UPDATE_COMPLETE", &updated, since)?;
+    let after = lifecycle.seeded();
+    let rewritten: Vec<&PathBuf> = after.iter().filter(|(path, state)| seeded.get(*path) != Some(state)).map(|(p, _)| p).collect();
+    lifecycle.say(&format!("files written again by the update: {rewritten:?}"));
+    summary.check(
+        lifecycle,
+        "only the changed file copied",
+        rewritten == [&changed],
+        &format!("{} of {} files rewritten", rewritten.len(), after.len()),
+    );
+
+    heading("5. Failure: the env file's bucket made public, then a new service stack");
+    lifecycle.make_bucket_public().await?;
+    let since = Instant::now();
+    let failed = lifecycle.create_service(FAILING_STACK, "1").await?;
+    summary.record(lifecycle, "creation failed and rolled back", "ROLLBACK_COMPLETE", &failed, since)?;
+    let reason = failed.reason("EnvFileCheck", "CREATE_FAILED").unwrap_or_default().to_owned();
+    lifecycle.say(&format!("describe-stack-events: EnvFileCheck CREATE_FAILED - {reason}"));
+    summary.check(lifecycle, "our reason in the events", reason.contains("public"), "EnvFileCheck CREATE_FAILED names the public bucket");
+    summary.check(
+        lifecycle,
+        "the rollback's Delete answered",
+        failed.has("EnvFileCheck", "DELETE_COMPLETE"),
+        "EnvFileCheck DELETE_COMPLETE",
+    );
+    lifecycle.make_bucket_private().await?;
+    let since = Instant::now();
+    let cleaned = lifecycle.delete_stack(FAILING_STACK).await?;
+    summary.record(lifecycle, "rolled-back stack deleted", "DELETE_COMPLETE", &cleaned, since)?;
+
+    heading("6. Delete: the service stack, then the prerequisites stack");
+    let since = Instant::now();
+    let deleted = lifecycle.delete_stack(SERVICE_STACK).await?;
+    summary.record(lifecycle, "service deleted", "DELETE_COMPLETE", &deleted, since)?;
+    let since = Instant::now();
+    let deleted = lifecycle.delete_stack(PREREQUISITES_STACK).await?;
+    summary.record(lifecycle, "prerequisites deleted", "DELETE_COMPLETE", &deleted, since)?;
+    let remaining = lifecycle.seeded().len();
+    summary.check(lifecycle, "authorities remain", remaining == after.len(), &format!("{remaining} files on the mount"));
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() {
     let function = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
         eprintln!("usage: demo PATH-TO-FUNCTION-BINARY   (make demo builds it and passes it)");
-        std::process::exit(2);
+        std::process::exit(64);
     });
-    let root = qa_lookup_testbed::workspace_root();
-    let real = root.join("../shared/fixtures/qa_server_config/authorities");
-    let authorities = if real.is_dir() { real } else { root.join("tests/fixtures/authorities") };
-    let mount = tempfile::Builder::new().prefix("qa-lookup-demo-authorities-").tempdir().expect("a folder");
-
     let started = Instant::now();
-    step(started, "starting moto (the local AWS emulator), the cargo-lambda runtime emulator and the function");
-    let options = FunctionOptions::new(&function)
-        .timeout(Duration::from_secs(120))
-        .env("AUTHORITIES_MOUNT_PATH", mount.path().to_str().expect("a UTF-8 path"));
-    let bed = TestBed::start(options).await;
-    step(started, &format!("moto listens on {}; logs in {}", bed.moto.endpoint, bed.log_dir().display()));
+    let mut lifecycle = Lifecycle::start(&function, &lifecycle::authorities_fixture()).await;
+    let mut summary = Summary { rows: Vec::new(), failed: false };
+    let outcome = run(&mut lifecycle, &mut summary).await;
 
-    bed.s3.create_bucket().bucket(BUCKET).send().await.expect("moto creates the bucket");
-    let all_on = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-        .block_public_acls(true)
-        .ignore_public_acls(true)
-        .block_public_policy(true)
-        .restrict_public_buckets(true)
-        .build();
-    bed.s3.put_public_access_block().bucket(BUCKET).public_access_block_configuration(all_on).send().await.unwrap();
-    let env_file = std::fs::read_to_string(root.join("cfn/.env.example"))
-        .expect("cfn/.env.example")
-        .replace("CHANGEME", "demo-secret");
-    put(&bed, "production.env", env_file.into_bytes()).await;
-    let sources = files_below(&authorities);
-    for relative in &sources {
-        put(&bed, &format!("authorities/{}", relative.display()), std::fs::read(authorities.join(relative)).unwrap())
-            .await;
+    println!("\n== Summary ({:.1} s)", started.elapsed().as_secs_f64());
+    for (step, result, seconds) in &summary.rows {
+        if *seconds > 0.0 {
+            println!("  {step:<40} {result:<20} {seconds:>5.1} s");
+        } else {
+            println!("  {step:<40} {result}");
+        }
     }
-    step(
-        started,
-        &format!(
-            "uploaded the env file and {} authority files from {} to s3://{BUCKET}",
-            sources.len(),
-            authorities.display()
-        ),
-    );
-
-    let check = json!({"Bucket": BUCKET, "Key": "production.env", "ExecutionRoleArn": ROLE});
-    let event = bed.create("Custom::EnvFileCheck", "EnvFileCheck", check.clone()).await;
-    show(&bed, started, "1. the env-file check on a private bucket", &event).await;
-
-    let seed = json!({"Bucket": BUCKET, "SourceVersion": "1"});
-    let event = bed.create("Custom::SeedAuthorities", "SeedAuthorities", seed).await;
-    let seeded = show(&bed, started, "2. seeding the authorities", &event).await;
-    let files = files_below(mount.path());
-    step(started, &format!("   the mount {} now holds {} files, e.g.:", mount.path().display(), files.len()));
-    for file in files.iter().take(5) {
-        println!("           {}", file.display());
+    let problem = match outcome {
+        Err(error) => Some(format!("demo stopped: {error}")),
+        Ok(()) if summary.failed => Some("demo: a step did not end as expected".to_owned()),
+        Ok(()) => None,
+    };
+    if let Some(problem) = problem {
+        lifecycle.bed.keep_logs();
+        eprintln!("{problem}\nlogs kept in {}", lifecycle.bed.work_dir().display());
+        drop(lifecycle);
+        std::process::exit(1);
     }
-
-    let changed = sources
-        .iter()
-        .find(|p| p.extension().is_some_and(|e| e == "yml"))
-        .cloned()
-        .unwrap_or_else(|| sources[0].clone());
-    let mut bytes = std::fs::read(authorities.join(&changed)).unwrap();
-    bytes.extend_from_slice(b"\n# changed for the demo\n");
-    put(&bed, &format!("authorities/{}", changed.display()), bytes).await;
-    step(started, &format!("changed {} in S3", changed.display()));
-    let update = json!({"Bucket": BUCKET, "SourceVersion": "2"});
-    let event = bed
-        .update(
-            "Custom::SeedAuthorities",
-            "SeedAuthorities",
-            seeded.physical_id(),
-            update,
-            json!({"Bucket": BUCKET, "SourceVersion": "1"}),
-        )
-        .await;
-    show(&bed, started, "3. a stack update with a new SourceVersion: only the changed file is copied", &event).await;
-
-    bed.s3.delete_public_access_block().bucket(BUCKET).send().await.unwrap();
-    bed.s3.put_bucket_acl().bucket(BUCKET).acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead).send().await.unwrap();
-    step(started, "made the bucket public: Block Public Access off, ACL public-read");
-    let event = bed.create("Custom::EnvFileCheck", "EnvFileCheck", check).await;
-    show(&bed, started, "4. the env-file check on the public bucket", &event).await;
-
-    let answers = bed.function.logs().lines().filter(|l| l.contains("answered CloudFormation")).count();
-    step(
-        started,
-        &format!("done: 4 requests, {answers} answers delivered, each exactly once; stopping moto and the function"),
-    );
 }

@@ -1,0 +1,296 @@
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::process::workspace_root;
+use crate::stack::{StackBed, StackEvent};
+
+pub const PREREQUISITES_STACK: &str = "lookup-prerequisites-demo";
+pub const SERVICE_STACK: &str = "lookup-service-demo";
+pub const BUCKET: &str = "qa-lookup-demo";
+const ENV_FILE_KEY: &str = "production.env";
+const LAMBDA_CODE_KEY: &str = "lambda/custom-resources-placeholder.zip";
+/// Far above what a stack takes on moto (seconds), far below CloudFormation's hour.
+const STACK_DEADLINE: Duration = Duration::from_secs(180);
+
+/// How a stack operation ended.
+#[derive(Debug)]
+pub struct Settled {
+    pub stack_id: String,
+    pub status: String,
+    pub events: Vec<StackEvent>,
+}
+
+impl Settled {
+    /// The reason of the first event of `logical_id` in `status`.
+    pub fn reason(&self, logical_id: &str, status: &str) -> Option<&str> {
+        self.events.iter().find(|e| e.logical_id == logical_id && e.status == status).map(|e| e.reason.as_str())
+    }
+
+    pub fn has(&self, logical_id: &str, status: &str) -> bool {
+        self.reason(logical_id, status).is_some()
+    }
+}
+
+/// A seeded file as the mount shows it: an update that rewrites it changes its inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    pub inode: u64,
+    pub len: u64,
+}
+
+/// The stack lifecycle that `make demo` shows and `tests/stack_lifecycle.rs` checks, step by step,
+/// each step printing what it runs and what CloudFormation reports.
+pub struct Lifecycle {
+    pub bed: StackBed,
+    /// The authority files uploaded to S3.
+    pub authorities: PathBuf,
+    started: Instant,
+    vpc: String,
+    subnets: Vec<String>,
+}
+
+impl Lifecycle {
+    pub async fn start(function_binary: &Path, authorities: &Path) -> Lifecycle {
+        let started = Instant::now();
+        let bed = StackBed::start(function_binary).await;
+        let lifecycle = Lifecycle {
+            bed,
+            authorities: authorities.to_path_buf(),
+            started,
+            vpc: String::new(),
+            subnets: Vec::new(),
+        };
+        lifecycle.say(&format!(
+            "moto on {} (launched by tests/testbed/moto_launcher.py); the function under the runtime emulator; \
+             logs in {}",
+            lifecycle.bed.moto.endpoint,
+            lifecycle.bed.work_dir().display()
+        ));
+        lifecycle
+    }
+
+    pub fn say(&self, text: &str) {
+        println!("[{:>5.1}s] {text}", self.started.elapsed().as_secs_f64());
+    }
+
+    fn show_event(&self, stack: &str, event: &StackEvent) {
+        let reason = if event.reason.is_empty() { String::new() } else { format!(" - {}", event.reason) };
+        if event.is_stack() {
+            self.say(&format!("  {stack}: {}{reason}", event.status));
+        } else {
+            self.say(&format!("  {stack}: {} ({}) {}{reason}", event.logical_id, event.resource_type, event.status));
+        }
+    }
+
+    /// Runs `aws ARGS…`, printing it as a user would type it.
+    pub async fn aws(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        self.say(&format!("$ aws {}", args.join(" ")));
+        self.bed.aws(args).await
+    }
+
+    /// The network a user already has: a VPC with two subnets in two zones.
+    pub async fn create_network(&mut self) -> Result<(), String> {
+        let vpc = self.bed.aws(&["ec2", "create-vpc", "--cidr-block", "10.42.0.0/16"]).await?;
+        self.vpc = vpc["Vpc"]["VpcId"].as_str().unwrap_or_default().to_owned();
+        for (cidr, zone) in [("10.42.1.0/24", "us-east-1a"), ("10.42.2.0/24", "us-east-1b")] {
+            let subnet = self
+                .bed
+                .aws(&["ec2", "create-subnet", "--vpc-id", &self.vpc, "--cidr-block", cidr, "--availability-zone", zone])
+                .await?;
+            self.subnets.push(subnet["Subnet"]["SubnetId"].as_str().unwrap_or_default().to_owned());
+        }
+        self.say(&format!("the network: {} with subnets {}", self.vpc, self.subnets.join(", ")));
+        Ok(())
+    }
+
+    /// `create-stack` with `--template-body file://cfn/TEMPLATE`, then its progress to the end.
+    pub async fn create_stack(&self, stack: &str, template: &str, parameters: &Path) -> Result<Settled, String> {
+        let template = format!("file://cfn/{template}");
+        let parameters = format!("file://{}", parameters.display());
+        let mut args = vec!["cloudformation", "create-stack", "--stack-name", stack];
+        args.extend(["--template-body", &template, "--parameters", &parameters]);
+        if template.contains("deploy") {
+            args.extend(["--capabilities", "CAPABILITY_IAM"]);
+        }
+        let created = self.aws(&args).await?;
+        let stack_id = created["StackId"].as_str().unwrap_or_default().to_owned();
+        self.settle(stack, &stack_id, 0).await
+    }
+
+    async fn settle(&self, stack: &str, stack_id: &str, earlier: usize) -> Result<Settled, String> {
+        let (status, events) =
+            self.bed.settle(stack_id, earlier, STACK_DEADLINE, |event| self.show_event(stack, event)).await?;
+        Ok(Settled { stack_id: stack_id.to_owned(), status, events })
+    }
+
+    /// Step 1 of the README: the prerequisites stack, with a parameters file like a user's.
+    pub async fn create_prerequisites(&mut self) -> Result<Settled, String> {
+        self.create_network().await?;
+        let subnets = self.subnets.join(",");
+        let parameters = self.bed.parameters_file(
+            "prerequisites.env.example",
+            "prerequisites-demo.env",
+            &[("AWSVpcId", &self.vpc), ("SubnetIds", &subnets), ("S3BucketName", BUCKET)],
+        );
+        self.create_stack(PREREQUISITES_STACK, "aws-prerequisites.yaml", &parameters).await
+    }
+
+    /// Step 2 and 3 of the README: the env file, the authority files and the function's zip in
+    /// the prerequisites' bucket. The zip is a placeholder: moto keeps it, the runtime emulator
+    /// runs the real binary.
+    pub async fn upload(&self) -> Result<(), String> {
+        let env_file = self.bed.work_dir().join(ENV_FILE_KEY);
+        let example = std::fs::read_to_string(workspace_root().join("cfn/.env.example")).map_err(|e| e.to_string())?;
+        std::fs::write(&env_file, example.replace("CHANGEME", "demo-secret")).map_err(|e| e.to_string())?;
+        self.aws(&["s3", "cp", &env_file.to_string_lossy(), &format!("s3://{BUCKET}/{ENV_FILE_KEY}"), "--quiet"])
+            .await?;
+        let authorities = self.authorities.to_string_lossy();
+        self.aws(&["s3", "sync", &authorities, &format!("s3://{BUCKET}/authorities/"), "--quiet"]).await?;
+        let zip = self.bed.work_dir().join("custom-resources-placeholder.zip");
+        let bootstrap = self.bed.work_dir().join("bootstrap");
+        std::fs::write(&bootstrap, "#!/bin/sh\n").map_err(|e| e.to_string())?;
+        let zipped = std::process::Command::new(workspace_root().join(".venv/bin/python"))
+            .args(["-m", "zipfile", "-c"])
+            .arg(&zip)
+            .arg(&bootstrap)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !zipped.success() {
+            return Err("python -m zipfile could not write the placeholder zip".into());
+        }
+        self.aws(&["s3", "cp", &zip.to_string_lossy(), &format!("s3://{BUCKET}/{LAMBDA_CODE_KEY}"), "--quiet"]).await?;
+        self.say(&format!(
+            "uploaded {ENV_FILE_KEY}, {} authority files from {} and the Lambda zip (a placeholder) to s3://{BUCKET}",
+            files_below(&self.authorities).len(),
+            self.authorities.display()
+        ));
+        Ok(())
+    }
+
+    /// Step 4 of the README: the service stack, with `AuthoritiesSourceVersion` set.
+    pub async fn create_service(&self, stack: &str, source_version: &str) -> Result<Settled, String> {
+        let parameters = self.service_parameters(stack, source_version);
+        self.create_stack(stack, "aws-deploy.yaml", &parameters).await
+    }
+
+    fn service_parameters(&self, stack: &str, source_version: &str) -> PathBuf {
+        self.bed.parameters_file(
+            "deploy.env.example",
+            &format!("{stack}.env"),
+            &[
+                ("PrerequisitesStackName", PREREQUISITES_STACK),
+                ("LambdaCodeBucket", BUCKET),
+                ("LambdaCodeKey", LAMBDA_CODE_KEY),
+                ("LambdaArchitecture", "x86_64"),
+                ("AuthoritiesSourceVersion", source_version),
+            ],
+        )
+    }
+
+    /// The README's update: the same command with a new `AuthoritiesSourceVersion`.
+    pub async fn update_service(&self, stack: &str, source_version: &str) -> Result<Settled, String> {
+        let parameters = format!("file://{}", self.service_parameters(stack, source_version).display());
+        let args = [
+            "cloudformation",
+            "update-stack",
+            "--stack-name",
+            stack,
+            "--template-body",
+            "file://cfn/aws-deploy.yaml",
+            "--parameters",
+            &parameters,
+            "--capabilities",
+            "CAPABILITY_IAM",
+        ];
+        let earlier = self.bed.events(stack).await?.len();
+        let updated = self.aws(&args).await?;
+        let stack_id = updated["StackId"].as_str().unwrap_or_default().to_owned();
+        self.settle(stack, &stack_id, earlier).await
+    }
+
+    /// `delete-stack`, then its progress followed by the stack's id (its name is gone once deleted).
+    pub async fn delete_stack(&self, stack: &str) -> Result<Settled, String> {
+        let stack_id = self.bed.describe(stack).await?["StackId"].as_str().unwrap_or_default().to_owned();
+        let earlier = self.bed.events(stack).await?.len();
+        self.aws(&["cloudformation", "delete-stack", "--stack-name", stack]).await?;
+        self.settle(stack, &stack_id, earlier).await
+    }
+
+    /// Replaces one authority file in S3 with a changed copy; returns its path below the prefix.
+    pub async fn change_one_authority(&self) -> Result<PathBuf, String> {
+        let sources = files_below(&self.authorities);
+        let changed = sources
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "yml"))
+            .or(sources.first())
+            .cloned()
+            .ok_or("no authority files to change")?;
+        let mut bytes = std::fs::read(self.authorities.join(&changed)).map_err(|e| e.to_string())?;
+        bytes.extend_from_slice(b"\n# changed for the demo\n");
+        let copy = self.bed.work_dir().join("changed-authority");
+        std::fs::write(&copy, bytes).map_err(|e| e.to_string())?;
+        let key = format!("s3://{BUCKET}/authorities/{}", changed.display());
+        self.aws(&["s3", "cp", &copy.to_string_lossy(), &key, "--quiet"]).await?;
+        Ok(changed)
+    }
+
+    /// The env file's bucket made public: Block Public Access off and a public-read ACL.
+    pub async fn make_bucket_public(&self) -> Result<(), String> {
+        self.aws(&["s3api", "delete-public-access-block", "--bucket", BUCKET]).await?;
+        self.aws(&["s3api", "put-bucket-acl", "--bucket", BUCKET, "--acl", "public-read"]).await?;
+        Ok(())
+    }
+
+    pub async fn make_bucket_private(&self) -> Result<(), String> {
+        self.aws(&["s3api", "put-bucket-acl", "--bucket", BUCKET, "--acl", "private"]).await?;
+        let all_on = "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true";
+        self.aws(&["s3api", "put-public-access-block", "--bucket", BUCKET, "--public-access-block-configuration", all_on])
+            .await?;
+        Ok(())
+    }
+
+    /// The seeded files below the mount, each with its inode and size.
+    pub fn seeded(&self) -> BTreeMap<PathBuf, FileState> {
+        files_below(&self.bed.mount)
+            .into_iter()
+            .filter_map(|relative| {
+                let metadata = std::fs::metadata(self.bed.mount.join(&relative)).ok()?;
+                Some((relative, FileState { inode: metadata.ino(), len: metadata.len() }))
+            })
+            .collect()
+    }
+}
+
+/// The files below `folder`, relative to it, sorted; hidden files (the seed's manifest) left out.
+pub fn files_below(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path.strip_prefix(folder).unwrap_or(&path).to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The authority files the demo and the tests upload: the real qa_server configuration beside
+/// the repository when it is there, otherwise the sample in `tests/fixtures`.
+pub fn authorities_fixture() -> PathBuf {
+    let real = workspace_root().join("../shared/fixtures/qa_server_config/authorities");
+    if real.is_dir() {
+        real
+    } else {
+        workspace_root().join("tests/fixtures/authorities")
+    }
+}
