@@ -31,7 +31,7 @@ test: venv check lint test-rust test-templates ## Everything: checks, template l
 	@echo "make test: all passed"
 
 .PHONY: demo
-demo: $(VENV)/.installed ## moto and the real Lambda binary: the env-file check and the seed, each answer printed
+demo: $(VENV)/.installed ## Both stacks on moto, answered by the real Lambda binary: create, update, a failure that rolls back, delete
 	@echo "== building the function and the demo (the first build takes a few minutes)"
 	@start=$$(date +%s); \
 	$(CARGO) build --quiet -p qa-lookup-functions --bin custom-resources && \

@@ -8,10 +8,12 @@ Run it as moto_server is run: ``python moto_launcher.py -H 127.0.0.1 -p PORT``.
 - CloudFormation custom resources: moto sends only Create and ignores a FAILED answer.
   Here they follow CloudFormation's protocol: Create, Update (with OldResourceProperties)
   and Delete requests, each answered through its ResponseURL within ServiceTimeout; the
-  outcome of each shows in describe-stack-events; a FAILED Create rolls the stack back
-  (Delete requests for every custom resource, then moto deletes the rest) and a FAILED
-  Update sends the custom resources their old properties again. moto's own resources are
-  not rolled back on a failed update.
+  outcome of each shows in describe-stack-events. A Create is sent once the custom
+  resources it depends on (DependsOn, Ref, GetAtt, Sub, through any resource) succeeded,
+  and cancelled if one failed. A FAILED Create rolls the stack back (Delete requests for
+  the custom resources, the last created first, then moto deletes the rest); a FAILED
+  Update sends the updated custom resources their old properties again and deletes those
+  the update added. moto's own resources are not rolled back on a failed update.
 - S3: a bucket from a template gets its Block Public Access and versioning settings,
   which moto's CloudFormation drops.
 - ECS: a service starts its desired count of tasks, which stay RUNNING, and counts them
@@ -24,6 +26,7 @@ does, and then waits in a thread for the custom resources' answers before it rea
 its final status: a stack never stays IN_PROGRESS longer than the ServiceTimeouts.
 """
 
+import copy
 import json
 import logging
 import os
@@ -111,8 +114,9 @@ def add_stack_event(stack, status, reason=None):
 class Request:
     """One custom-resource request, sent to the function and answered through its ResponseURL."""
 
-    def __init__(self, stack, resource, request_type, properties, old_properties=None):
+    def __init__(self, stack, resource, request_type, properties, old_properties=None, after=()):
         self.resource = resource
+        self.after = after
         self.request_type = request_type
         self.answered = threading.Event()
         self.answer = None
@@ -134,15 +138,21 @@ class Request:
             self.event["OldResourceProperties"] = old_properties
         self.timeout = int(properties.get("ServiceTimeout", DEFAULT_SERVICE_TIMEOUT_SECONDS))
         resource.lambda_backend.get_function(properties["ServiceToken"])  # raises if there is no such function
-        with PENDING_LOCK:
-            PENDING[request_id] = self
-        add_event(stack, resource, f"{request_type.upper()}_IN_PROGRESS")
         self.stack = stack
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
-        invoke_emulator(self.event)
+        for earlier in self.after:
+            if earlier.outcome()[0] != "SUCCESS":
+                self.resource.never_started = True
+                self.answer = {"Status": "FAILED", "Reason": "Resource creation cancelled"}
+                return
+        with PENDING_LOCK:
+            PENDING[self.event["RequestId"]] = self
+        add_event(self.stack, self.resource, f"{self.request_type.upper()}_IN_PROGRESS")
+        # CloudFormation invokes the function asynchronously and waits for the answer, not the invocation.
+        threading.Thread(target=invoke_emulator, args=(self.event,), daemon=True).start()
         if not self.answered.wait(self.timeout):
             with PENDING_LOCK:
                 PENDING.pop(self.event["RequestId"], None)
@@ -200,9 +210,49 @@ def create_custom_resource(cls, resource_name, cloudformation_json, account_id, 
     resource.lambda_backend = get_lambda_backend(account_id, region_name)
     resource.stack = stack
     resource.deleted = False
+    resource.never_started = False
+    resource.added_by_update = stack.status == "UPDATE_IN_PROGRESS"
+    after = [stack.custom_resources[name].request for name in dependencies(stack, resource.logical_id)
+             if name in stack.custom_resources]
     stack.add_custom_resource(resource)
-    stack.requests.append(Request(stack, resource, "Create", resource.properties))
+    resource.request = Request(stack, resource, "Create", resource.properties, after=after)
+    stack.requests.append(resource.request)
     return resource
+
+
+def dependencies(stack, logical_id):
+    """Every resource `logical_id` depends on, directly or not: DependsOn, Ref, Fn::GetAtt, Fn::Sub."""
+    resources = stack.template_dict.get("Resources", {})
+
+    def direct(name):
+        definition = resources.get(name, {})
+        depends_on = definition.get("DependsOn", [])
+        found = set([depends_on] if isinstance(depends_on, str) else depends_on)
+
+        def walk(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "Ref" and isinstance(value, str):
+                        found.add(value)
+                    elif key == "Fn::GetAtt":
+                        found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+                    elif key == "Fn::Sub":
+                        text = value[0] if isinstance(value, list) else value
+                        found.update(part.split("}")[0].split(".")[0] for part in str(text).split("${")[1:])
+                    walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        walk(definition.get("Properties", {}))
+        return found & resources.keys()
+
+    seen, pending = set(), [logical_id]
+    while pending:
+        for name in direct(pending.pop()) - seen:
+            seen.add(name)
+            pending.append(name)
+    return seen
 
 
 @classmethod
@@ -218,7 +268,8 @@ def update_custom_resource(cls, original_resource, new_resource_name, cloudforma
 
 def delete_custom_resource(self, account_id, region_name):
     """Sends Delete and waits for the answer; raises if it FAILED (moto then keeps the stack's resources)."""
-    if self.deleted:
+    if self.deleted or self.never_started:
+        self.deleted = True
         return
     status, reason = Request(self.stack, self, "Delete", self.properties).outcome()
     if status != "SUCCESS":
@@ -232,15 +283,29 @@ CustomModel.delete = delete_custom_resource
 CustomModel.physical_resource_id = property(lambda self: self.physical_id or self.resource_name)
 
 
-def delete_custom_resources(stack):
-    """Deletes the stack's custom resources, the last created first; returns the failures."""
+def delete_resources(stack):
+    """Deletes the stack's custom resources, the last created first, then (if they all went) moto's
+    resources; returns the failures."""
     failures = []
     for resource in reversed(list(stack.custom_resources.values())):
         try:
             resource.delete(stack.account_id, stack.region_name)
         except RuntimeError as error:
             failures.append(f"{resource.logical_id}: {error}")
+    if not failures:
+        try:
+            stack.resource_map.delete()
+        except Exception as error:
+            failures.append(str(error))
     return failures
+
+
+def end_operation(stack, operation, failures):
+    """`operation`_COMPLETE, or _FAILED with the failures as its reason."""
+    if failures:
+        add_stack_event(stack, f"{operation}_FAILED", "; ".join(failures))
+    else:
+        add_stack_event(stack, f"{operation}_COMPLETE")
 
 
 def in_background(stack, work):
@@ -263,7 +328,9 @@ def finish_operation(stack, finish):
     def run():
         requests, stack.requests = stack.requests, []
         outcomes = [(request, *request.outcome()) for request in requests]
-        finish([(request.resource, reason) for request, status, reason in outcomes if status != "SUCCESS"])
+        failed = [(request.resource, reason) for request, status, reason in outcomes if status != "SUCCESS"]
+        # Cancelled requests were never sent: they are not why the operation failed.
+        finish([(resource, reason) for resource, reason in failed if not resource.never_started] or failed)
 
     if stack.requests:
         in_background(stack, run)
@@ -293,17 +360,9 @@ def create_resources(self):
             "ROLLBACK_IN_PROGRESS",
             f"The following resource(s) failed to create: [{names}]. Rollback requested by user.",
         )
-        failures = delete_custom_resources(self)
-        if not failures:
-            try:
-                self.resource_map.delete()
-            except Exception as error:
-                failures.append(str(error))
+        failures = delete_resources(self)
         drop_exports(self)
-        if failures:
-            add_stack_event(self, "ROLLBACK_FAILED", "; ".join(failures))
-        else:
-            add_stack_event(self, "ROLLBACK_COMPLETE")
+        end_operation(self, "ROLLBACK", failures)
 
     finish_operation(self, finish)
 
@@ -318,6 +377,7 @@ original_update = Stack.update
 def update(self, template, role_arn=None, parameters=None, tags=None):
     self.requests = []
     before = (self.template, dict(self.parameters))
+    self.status = "UPDATE_IN_PROGRESS"
     original_update(self, template, role_arn, parameters, tags)
     if not self.requests:
         return
@@ -326,19 +386,23 @@ def update(self, template, role_arn=None, parameters=None, tags=None):
 
     def finish(failed):
         if not failed:
-            replaced = [r for r in self.custom_resources.values() if getattr(r, "updated_from", (None, None))[1] not in (None, r.physical_id)]
+            # A new PhysicalResourceId means the resource was replaced: the old one gets a Delete.
+            replaced = [
+                r
+                for r in self.custom_resources.values()
+                if getattr(r, "updated_from", (None, None))[1] not in (None, r.physical_id)
+            ]
             if replaced:
                 add_stack_event(self, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
                 for resource in replaced:
-                    old_properties, old_physical_id = resource.updated_from
-                    old = CustomModel(self.region_name, None, resource.logical_id, resource.resource_name)
-                    old.__dict__.update(resource.__dict__, physical_id=old_physical_id, properties=old_properties)
+                    old = copy.copy(resource)
+                    old.properties, old.physical_id = resource.updated_from
                     try:
                         old.delete(self.account_id, self.region_name)
                     except RuntimeError:
                         pass  # CloudFormation also finishes the update when a cleanup Delete fails
             for resource in self.custom_resources.values():
-                resource.updated_from = (None, None)
+                resource.updated_from, resource.added_by_update = (None, None), False
             add_stack_event(self, "UPDATE_COMPLETE")
             return
         names = ", ".join(resource.logical_id for resource, _ in failed)
@@ -349,15 +413,12 @@ def update(self, template, role_arn=None, parameters=None, tags=None):
                 new_properties, resource.properties = resource.properties, old_properties
                 self.requests.append(Request(self, resource, "Update", old_properties, new_properties))
                 resource.updated_from = (None, None)
+        for resource in self.custom_resources.values():
+            if resource.added_by_update:
+                self.requests.append(Request(self, resource, "Delete", resource.properties))
         self.template, self.parameters = before
 
-        def finish_rollback(failed):
-            if failed:
-                add_stack_event(self, "UPDATE_ROLLBACK_FAILED", "; ".join(reason for _, reason in failed))
-            else:
-                add_stack_event(self, "UPDATE_ROLLBACK_COMPLETE")
-
-        finish_operation(self, finish_rollback)
+        finish_operation(self, lambda failed: end_operation(self, "UPDATE_ROLLBACK", [reason for _, reason in failed]))
 
     finish_operation(self, finish)
 
@@ -368,19 +429,7 @@ Stack.update = update
 def delete(self):
     add_stack_event(self, "DELETE_IN_PROGRESS", "User Initiated")
 
-    def run():
-        failures = delete_custom_resources(self)
-        if not failures:
-            try:
-                self.resource_map.delete()
-            except Exception as error:
-                failures.append(str(error))
-        if failures:
-            add_stack_event(self, "DELETE_FAILED", "; ".join(failures))
-        else:
-            add_stack_event(self, "DELETE_COMPLETE")
-
-    in_background(self, run)
+    in_background(self, lambda: end_operation(self, "DELETE", delete_resources(self)))
 
 
 Stack.delete = delete

@@ -12,15 +12,23 @@ pub struct FunctionOptions {
     /// The function's configured timeout: the runtime tells the function its deadline from it.
     pub timeout: Duration,
     pub env: Vec<(String, String)>,
+    /// How many copies poll for invocations: Lambda runs concurrent invocations in separate
+    /// execution environments, so one long request does not hold up another.
+    pub instances: usize,
 }
 
 impl FunctionOptions {
     pub fn new(binary: impl Into<PathBuf>) -> Self {
-        FunctionOptions { binary: binary.into(), timeout: Duration::from_secs(30), env: Vec::new() }
+        FunctionOptions { binary: binary.into(), timeout: Duration::from_secs(30), env: Vec::new(), instances: 1 }
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    pub fn instances(mut self, instances: usize) -> Self {
+        self.instances = instances.max(1);
         self
     }
 
@@ -35,7 +43,7 @@ impl FunctionOptions {
 pub struct LambdaFunction {
     invoke_url: String,
     client: reqwest::Client,
-    function: Guarded,
+    instances: Vec<Guarded>,
     _deadline_proxy: Proxy,
     _emulator: Guarded,
 }
@@ -77,11 +85,16 @@ impl LambdaFunction {
         for (key, value) in &options.env {
             command.env(key, value);
         }
-        let function = Guarded::spawn("function", &mut command, log_dir);
+        let instances = (0..options.instances)
+            .map(|n| {
+                let name = if n == 0 { "function".to_owned() } else { format!("function-{}", n + 1) };
+                Guarded::spawn(&name, &mut command, log_dir)
+            })
+            .collect();
         LambdaFunction {
             invoke_url: format!("{emulator_url}/2015-03-31/functions/_/invocations"),
             client: reqwest::Client::new(),
-            function,
+            instances,
             _deadline_proxy: proxy,
             _emulator: emulator,
         }
@@ -104,8 +117,8 @@ impl LambdaFunction {
         &self.invoke_url
     }
 
-    /// Everything the function has logged so far.
+    /// Everything the function has logged so far (each instance's log in turn).
     pub fn logs(&self) -> String {
-        self.function.log()
+        self.instances.iter().map(Guarded::log).collect()
     }
 }

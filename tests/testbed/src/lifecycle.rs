@@ -55,13 +55,8 @@ impl Lifecycle {
     pub async fn start(function_binary: &Path, authorities: &Path) -> Lifecycle {
         let started = Instant::now();
         let bed = StackBed::start(function_binary).await;
-        let lifecycle = Lifecycle {
-            bed,
-            authorities: authorities.to_path_buf(),
-            started,
-            vpc: String::new(),
-            subnets: Vec::new(),
-        };
+        let lifecycle =
+            Lifecycle { bed, authorities: authorities.to_path_buf(), started, vpc: String::new(), subnets: Vec::new() };
         lifecycle.say(&format!(
             "moto on {} (launched by tests/testbed/moto_launcher.py); the function under the runtime emulator; \
              logs in {}",
@@ -97,7 +92,16 @@ impl Lifecycle {
         for (cidr, zone) in [("10.42.1.0/24", "us-east-1a"), ("10.42.2.0/24", "us-east-1b")] {
             let subnet = self
                 .bed
-                .aws(&["ec2", "create-subnet", "--vpc-id", &self.vpc, "--cidr-block", cidr, "--availability-zone", zone])
+                .aws(&[
+                    "ec2",
+                    "create-subnet",
+                    "--vpc-id",
+                    &self.vpc,
+                    "--cidr-block",
+                    cidr,
+                    "--availability-zone",
+                    zone,
+                ])
                 .await?;
             self.subnets.push(subnet["Subnet"]["SubnetId"].as_str().unwrap_or_default().to_owned());
         }
@@ -169,29 +173,28 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// Step 4 of the README: the service stack, with `AuthoritiesSourceVersion` set.
-    pub async fn create_service(&self, stack: &str, source_version: &str) -> Result<Settled, String> {
-        let parameters = self.service_parameters(stack, source_version);
+    /// Step 4 of the README: the service stack.
+    pub async fn create_service(&self, stack: &str) -> Result<Settled, String> {
+        let parameters = self.service_parameters(stack, &[]);
         self.create_stack(stack, "aws-deploy.yaml", &parameters).await
     }
 
-    fn service_parameters(&self, stack: &str, source_version: &str) -> PathBuf {
-        self.bed.parameters_file(
-            "deploy.env.example",
-            &format!("{stack}.env"),
-            &[
-                ("PrerequisitesStackName", PREREQUISITES_STACK),
-                ("LambdaCodeBucket", BUCKET),
-                ("LambdaCodeKey", LAMBDA_CODE_KEY),
-                ("LambdaArchitecture", "x86_64"),
-                ("AuthoritiesSourceVersion", source_version),
-            ],
-        )
+    /// A copy of `cfn/deploy.env.example` for this bed, with `changes` on top.
+    fn service_parameters(&self, stack: &str, changes: &[(&str, &str)]) -> PathBuf {
+        let mut values = vec![
+            ("PrerequisitesStackName", PREREQUISITES_STACK),
+            ("LambdaCodeBucket", BUCKET),
+            ("LambdaCodeKey", LAMBDA_CODE_KEY),
+            ("LambdaArchitecture", "x86_64"),
+        ];
+        values.extend_from_slice(changes);
+        self.bed.parameters_file("deploy.env.example", &format!("{stack}.env"), &values)
     }
 
-    /// The README's update: the same command with a new `AuthoritiesSourceVersion`.
-    pub async fn update_service(&self, stack: &str, source_version: &str) -> Result<Settled, String> {
-        let parameters = format!("file://{}", self.service_parameters(stack, source_version).display());
+    /// The README's update: the same command with some parameters changed, such as a new
+    /// `AuthoritiesSourceVersion`.
+    pub async fn update_service(&self, stack: &str, changes: &[(&str, &str)]) -> Result<Settled, String> {
+        let parameters = format!("file://{}", self.service_parameters(stack, changes).display());
         let args = [
             "cloudformation",
             "update-stack",
@@ -246,9 +249,24 @@ impl Lifecycle {
     pub async fn make_bucket_private(&self) -> Result<(), String> {
         self.aws(&["s3api", "put-bucket-acl", "--bucket", BUCKET, "--acl", "private"]).await?;
         let all_on = "BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true";
-        self.aws(&["s3api", "put-public-access-block", "--bucket", BUCKET, "--public-access-block-configuration", all_on])
-            .await?;
+        self.aws(&[
+            "s3api",
+            "put-public-access-block",
+            "--bucket",
+            BUCKET,
+            "--public-access-block-configuration",
+            all_on,
+        ])
+        .await?;
         Ok(())
+    }
+
+    /// What the seed function logged of its last seed: files, changed and removed.
+    pub fn last_seed_summary(&self) -> Option<String> {
+        let log = self.bed.function_log();
+        let line = log.lines().rev().find(|line| line.contains("\"message\":\"seeded "))?;
+        let seeded: serde_json::Value = serde_json::from_str(line).ok()?;
+        Some(format!("{} files, {} changed, {} removed", seeded["files"], seeded["changed"], seeded["removed"]))
     }
 
     /// The seeded files below the mount, each with its inode and size.

@@ -57,12 +57,15 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
 
     heading("2-3. The service stack: the env check, the seed and the health wait answered by the real function");
     let since = Instant::now();
-    let created = lifecycle.create_service(SERVICE_STACK, "1").await?;
+    let created = lifecycle.create_service(SERVICE_STACK).await?;
     summary.record(lifecycle, "service created", "CREATE_COMPLETE", &created, since)?;
     for (key, value) in lifecycle.bed.outputs(SERVICE_STACK).await? {
         println!("           output {key} = {value}");
     }
     let seeded = lifecycle.seeded();
+    if let Some(summary) = lifecycle.last_seed_summary() {
+        lifecycle.say(&format!("the seed function logged: {summary}"));
+    }
     lifecycle.say(&format!("the mount (a local folder standing in for EFS) holds {} files:", seeded.len()));
     for file in seeded.keys().take(8) {
         println!("           {}", file.display());
@@ -71,17 +74,26 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
         println!("           … and {} more", seeded.len() - 8);
     }
     let sources = lifecycle::files_below(&lifecycle.authorities).len();
-    summary.check(lifecycle, "authorities seeded", seeded.len() == sources, &format!("{} of {sources} files", seeded.len()));
+    summary.check(
+        lifecycle,
+        "authorities seeded",
+        seeded.len() == sources,
+        &format!("{} of {sources} files", seeded.len()),
+    );
 
     heading("4. Update: one authority file changed in S3, the stack updated with a new AuthoritiesSourceVersion");
     let changed = lifecycle.change_one_authority().await?;
     lifecycle.say(&format!("changed authorities/{} in S3", changed.display()));
     let since = Instant::now();
-    let updated = lifecycle.update_service(SERVICE_STACK, "2").await?;
+    let updated = lifecycle.update_service(SERVICE_STACK, &[("AuthoritiesSourceVersion", "2")]).await?;
     summary.record(lifecycle, "service updated", "UPDATE_COMPLETE", &updated, since)?;
     let after = lifecycle.seeded();
-    let rewritten: Vec<&PathBuf> = after.iter().filter(|(path, state)| seeded.get(*path) != Some(state)).map(|(p, _)| p).collect();
+    let rewritten: Vec<&PathBuf> =
+        after.iter().filter(|(path, state)| seeded.get(*path) != Some(state)).map(|(p, _)| p).collect();
     lifecycle.say(&format!("files written again by the update: {rewritten:?}"));
+    if let Some(seeded) = lifecycle.last_seed_summary() {
+        lifecycle.say(&format!("the seed function logged: {seeded}"));
+    }
     summary.check(
         lifecycle,
         "only the changed file copied",
@@ -92,11 +104,16 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
     heading("5. Failure: the env file's bucket made public, then a new service stack");
     lifecycle.make_bucket_public().await?;
     let since = Instant::now();
-    let failed = lifecycle.create_service(FAILING_STACK, "1").await?;
+    let failed = lifecycle.create_service(FAILING_STACK).await?;
     summary.record(lifecycle, "creation failed and rolled back", "ROLLBACK_COMPLETE", &failed, since)?;
     let reason = failed.reason("EnvFileCheck", "CREATE_FAILED").unwrap_or_default().to_owned();
     lifecycle.say(&format!("describe-stack-events: EnvFileCheck CREATE_FAILED - {reason}"));
-    summary.check(lifecycle, "our reason in the events", reason.contains("public"), "EnvFileCheck CREATE_FAILED names the public bucket");
+    summary.check(
+        lifecycle,
+        "our reason in the events",
+        reason.contains("public"),
+        "EnvFileCheck CREATE_FAILED names the public bucket",
+    );
     summary.check(
         lifecycle,
         "the rollback's Delete answered",
@@ -116,7 +133,12 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
     let deleted = lifecycle.delete_stack(PREREQUISITES_STACK).await?;
     summary.record(lifecycle, "prerequisites deleted", "DELETE_COMPLETE", &deleted, since)?;
     let remaining = lifecycle.seeded().len();
-    summary.check(lifecycle, "authorities remain", remaining == after.len(), &format!("{remaining} files on the mount"));
+    summary.check(
+        lifecycle,
+        "authorities remain",
+        remaining == after.len(),
+        &format!("{remaining} files on the mount"),
+    );
     Ok(())
 }
 

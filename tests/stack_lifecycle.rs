@@ -1,0 +1,177 @@
+//! The stack lifecycle end to end, as `make demo` runs it: the README's `aws cloudformation`
+//! commands against moto started from `tests/testbed/moto_launcher.py`, whose custom-resource
+//! requests (with moto's own ResponseURL) reach the real function under the runtime emulator.
+//! Create, update, a failed creation that rolls back, a failed update that rolls back, delete.
+
+use std::path::{Path, PathBuf};
+
+use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, BUCKET, PREREQUISITES_STACK, SERVICE_STACK};
+
+const FUNCTION: &str = env!("CARGO_BIN_EXE_custom-resources");
+const CUSTOM_RESOURCES: [&str; 3] = ["EnvFileCheck", "SeedAuthorities", "ServicesHealthy"];
+
+fn expect(settled: &Settled, wanted: &str) {
+    assert_eq!(settled.status, wanted, "the stack's events:\n{:#?}", settled.events);
+}
+
+/// The prerequisites stack created and the files a user uploads in its bucket.
+async fn prepared() -> Lifecycle {
+    let mut lifecycle = Lifecycle::start(Path::new(FUNCTION), &lifecycle::authorities_fixture()).await;
+    let prerequisites = lifecycle.create_prerequisites().await.expect("the prerequisites stack is created");
+    expect(&prerequisites, "CREATE_COMPLETE");
+    lifecycle.upload().await.expect("the files are uploaded");
+    lifecycle
+}
+
+async fn deployed() -> Lifecycle {
+    let lifecycle = prepared().await;
+    let created = lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs");
+    expect(&created, "CREATE_COMPLETE");
+    lifecycle
+}
+
+fn source_files(lifecycle: &Lifecycle) -> Vec<PathBuf> {
+    lifecycle::files_below(&lifecycle.authorities)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creation_completes_with_outputs_and_the_seeded_tree() {
+    let lifecycle = prepared().await;
+    let created = lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs");
+
+    expect(&created, "CREATE_COMPLETE");
+    for resource in CUSTOM_RESOURCES {
+        assert!(created.has(resource, "CREATE_COMPLETE"), "{resource} answered SUCCESS: {:#?}", created.events);
+    }
+    let outputs = lifecycle.bed.outputs(SERVICE_STACK).await.expect("describe-stacks");
+    let output = |key: &str| outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(output("ServiceUrl"), format!("http://{}/", output("LoadBalancerDNSName")));
+    assert!(output("ClusterName").starts_with(SERVICE_STACK), "{outputs:?}");
+    let sources = source_files(&lifecycle);
+    assert_eq!(lifecycle::files_below(&lifecycle.bed.mount), sources, "the mount holds exactly the uploaded files");
+    for file in &sources {
+        assert_eq!(
+            std::fs::read(lifecycle.bed.mount.join(file)).unwrap(),
+            std::fs::read(lifecycle.authorities.join(file)).unwrap(),
+            "{} is seeded byte for byte",
+            file.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_with_a_new_source_version_copies_only_the_changed_file() {
+    let lifecycle = deployed().await;
+    let before = lifecycle.seeded();
+    let changed = lifecycle.change_one_authority().await.expect("the file is changed in S3");
+
+    let updated =
+        lifecycle.update_service(SERVICE_STACK, &[("AuthoritiesSourceVersion", "2")]).await.expect("update-stack runs");
+
+    expect(&updated, "UPDATE_COMPLETE");
+    assert!(updated.has("SeedAuthorities", "UPDATE_COMPLETE"), "{:#?}", updated.events);
+    assert!(!updated.has("EnvFileCheck", "UPDATE_IN_PROGRESS"), "only the seed's properties changed");
+    let after = lifecycle.seeded();
+    let rewritten: Vec<&PathBuf> =
+        after.iter().filter(|(path, state)| before.get(*path) != Some(state)).map(|(p, _)| p).collect();
+    assert_eq!(rewritten, [&changed], "only the changed file is written again");
+    let seeded = std::fs::read_to_string(lifecycle.bed.mount.join(&changed)).unwrap();
+    assert!(seeded.ends_with("# changed for the demo\n"), "the new content is in place");
+    assert_eq!(
+        lifecycle.last_seed_summary().as_deref(),
+        Some(&*format!("{} files, 1 changed, 0 removed", after.len()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_env_bucket_fails_the_creation_with_our_reason_and_the_rollback_completes() {
+    let lifecycle = prepared().await;
+    lifecycle.make_bucket_public().await.expect("the bucket is made public");
+
+    let failed = lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs");
+
+    expect(&failed, "ROLLBACK_COMPLETE");
+    let reason = failed.reason("EnvFileCheck", "CREATE_FAILED").expect("EnvFileCheck CREATE_FAILED in the events");
+    assert!(reason.starts_with("Custom::EnvFileCheck EnvFileCheck:"), "names the resource: {reason}");
+    assert!(reason.contains(&format!("s3://{BUCKET}/production.env")), "names the file: {reason}");
+    assert!(reason.contains("AllUsers READ"), "says what was found: {reason}");
+    assert!(
+        reason.contains("aws s3api put-bucket-acl --bucket qa-lookup-demo --acl private"),
+        "gives the fix: {reason}"
+    );
+    let rollback = failed.reason(SERVICE_STACK, "ROLLBACK_IN_PROGRESS").expect("the rollback starts");
+    assert!(rollback.contains("[EnvFileCheck]"), "{rollback}");
+    assert!(failed.has("EnvFileCheck", "DELETE_COMPLETE"), "the rollback's Delete is answered: {:#?}", failed.events);
+    assert!(lifecycle.bed.function_log().contains("its Create failed: nothing to delete"));
+    assert!(!failed.has("ServicesHealthy", "CREATE_IN_PROGRESS"), "the health wait, after the services, never starts");
+
+    let deleted = lifecycle.delete_stack(SERVICE_STACK).await.expect("delete-stack runs");
+    expect(&deleted, "DELETE_COMPLETE");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_update_rolls_the_seed_back_to_its_old_properties() {
+    let lifecycle = deployed().await;
+    let before = lifecycle.seeded();
+
+    let updated = lifecycle
+        .update_service(SERVICE_STACK, &[("AuthoritiesPrefix", "no-such-prefix/"), ("AuthoritiesSourceVersion", "2")])
+        .await
+        .expect("update-stack runs");
+
+    expect(&updated, "UPDATE_ROLLBACK_COMPLETE");
+    let reason =
+        updated.reason("SeedAuthorities", "UPDATE_FAILED").expect("SeedAuthorities UPDATE_FAILED in the events");
+    assert!(reason.contains("no-such-prefix/"), "names what it looked for: {reason}");
+    assert_eq!(
+        updated.events.iter().filter(|e| e.logical_id == "SeedAuthorities" && e.status == "UPDATE_COMPLETE").count(),
+        1,
+        "the rollback's Update with the old properties succeeds: {:#?}",
+        updated.events
+    );
+    assert_eq!(lifecycle.seeded(), before, "the seeded files are as they were");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletion_completes_and_the_authorities_remain() {
+    let lifecycle = deployed().await;
+    let seeded = lifecycle.seeded();
+
+    let deleted = lifecycle.delete_stack(SERVICE_STACK).await.expect("delete-stack runs");
+
+    expect(&deleted, "DELETE_COMPLETE");
+    for resource in CUSTOM_RESOURCES {
+        assert!(deleted.has(resource, "DELETE_COMPLETE"), "{resource} answered its Delete: {:#?}", deleted.events);
+    }
+    let order: Vec<&str> = deleted
+        .events
+        .iter()
+        .filter(|e| e.status == "DELETE_IN_PROGRESS" && !e.is_stack())
+        .map(|e| e.logical_id.as_str())
+        .collect();
+    assert_eq!(order.first(), Some(&"ServicesHealthy"), "the last created is deleted first: {order:?}");
+    assert_eq!(lifecycle.seeded(), seeded, "the authorities remain on the file system");
+
+    let deleted = lifecycle.delete_stack(PREREQUISITES_STACK).await.expect("delete-stack runs");
+    expect(&deleted, "DELETE_COMPLETE");
+    let kept = lifecycle
+        .bed
+        .aws(&[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            "authorities/",
+            "--query",
+            "length(Contents)",
+        ])
+        .await
+        .expect("the retained bucket is listed");
+    assert_eq!(
+        kept.as_u64(),
+        Some(source_files(&lifecycle).len() as u64),
+        "the retained bucket keeps the authority files"
+    );
+    assert_eq!(lifecycle.seeded(), seeded, "the authorities remain after the prerequisites stack is gone");
+}
