@@ -104,6 +104,8 @@ async fn a_public_env_bucket_fails_the_creation_with_our_reason_and_the_rollback
     assert!(failed.has("EnvFileCheck", "DELETE_COMPLETE"), "the rollback's Delete is answered: {:#?}", failed.events);
     assert!(lifecycle.bed.function_log().contains("its Create failed: nothing to delete"));
     assert!(!failed.has("ServicesHealthy", "CREATE_IN_PROGRESS"), "the health wait, after the services, never starts");
+    let everything_said = format!("{:?}\n{}", failed.events, lifecycle.bed.function_log());
+    assert!(!everything_said.contains("demo-secret"), "no value of the env file reaches an event or a log");
 
     let deleted = lifecycle.delete_stack(SERVICE_STACK).await.expect("delete-stack runs");
     expect(&deleted, "DELETE_COMPLETE");

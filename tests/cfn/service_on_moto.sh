@@ -12,6 +12,9 @@
 #  - it creates resources in its own order (DependsOn is not honoured), so the
 #    ordering of the custom resources around the services is not checked here;
 #  - on delete-stack it does not send Delete events to custom resources.
+# This is plain moto_server on purpose: the template's wiring on moto as it is. The
+# lifecycle with the real function answering (moto started from
+# tests/testbed/moto_launcher.py) is tests/stack_lifecycle.rs and `make demo`.
 # Prints "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/moto.bash"

@@ -59,7 +59,7 @@ impl Lifecycle {
             Lifecycle { bed, authorities: authorities.to_path_buf(), started, vpc: String::new(), subnets: Vec::new() };
         lifecycle.say(&format!(
             "moto on {} (launched by tests/testbed/moto_launcher.py); the function under the runtime emulator; \
-             logs in {}",
+             logs in {} (kept if a step fails)",
             lifecycle.bed.moto.endpoint,
             lifecycle.bed.work_dir().display()
         ));

@@ -2,6 +2,7 @@
 //! commands against moto, whose custom-resource requests reach the real function under the
 //! cargo-lambda runtime emulator: create, update, a failure that rolls back, delete.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -44,6 +45,19 @@ impl Summary {
     }
 }
 
+/// How many files each folder holds directly, folders in order: the seeded tree in a few lines.
+fn files_per_folder<'a>(files: impl Iterator<Item = &'a PathBuf>) -> BTreeMap<String, usize> {
+    let mut folders = BTreeMap::new();
+    for file in files {
+        let folder = match file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => format!("./{}/", parent.display()),
+            None => "./".to_owned(),
+        };
+        *folders.entry(folder).or_insert(0) += 1;
+    }
+    folders
+}
+
 fn heading(text: &str) {
     println!("\n== {text}");
 }
@@ -67,11 +81,8 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
         lifecycle.say(&format!("the seed function logged: {summary}"));
     }
     lifecycle.say(&format!("the mount (a local folder standing in for EFS) holds {} files:", seeded.len()));
-    for file in seeded.keys().take(8) {
-        println!("           {}", file.display());
-    }
-    if seeded.len() > 8 {
-        println!("           … and {} more", seeded.len() - 8);
+    for (folder, files) in files_per_folder(seeded.keys()) {
+        println!("           {folder:<60} {files:>4} files");
     }
     let sources = lifecycle::files_below(&lifecycle.authorities).len();
     summary.check(
