@@ -18,12 +18,7 @@ const BUCKET: &str = "lookup-authorities";
 
 /// The real qa_server configuration when it is beside the repository, else the small sample.
 fn source_folder() -> PathBuf {
-    let real = qa_lookup_testbed::workspace_root().join("../shared/fixtures/qa_server_config/authorities");
-    if real.is_dir() {
-        real
-    } else {
-        qa_lookup_testbed::workspace_root().join("tests/fixtures/authorities")
-    }
+    qa_lookup_testbed::lifecycle::authorities_fixture()
 }
 
 /// Relative path → bytes of every file below `folder`, hidden names (the seed's own) left out.
