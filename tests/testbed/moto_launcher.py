@@ -37,6 +37,7 @@ import uuid
 
 from moto import settings
 from moto.awslambda.models import LambdaFunction
+from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.cloudformation import cloudformation_backends
 from moto.cloudformation.custom_model import CustomModel
 from moto.cloudformation.models import Event, Stack
@@ -200,8 +201,6 @@ CloudFormationResponse.process_cfn_response = accept_answer
 
 @classmethod
 def create_custom_resource(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-    from moto.awslambda.utils import get_backend as get_lambda_backend
-
     stack = cloudformation_backends[account_id][region_name].get_stack(kwargs["StackId"])
     resource = cls(region_name, None, kwargs["LogicalId"], resource_name)
     resource.resource_type = kwargs["ResourceType"]
@@ -212,8 +211,11 @@ def create_custom_resource(cls, resource_name, cloudformation_json, account_id, 
     resource.deleted = False
     resource.never_started = False
     resource.added_by_update = stack.status == "UPDATE_IN_PROGRESS"
-    after = [stack.custom_resources[name].request for name in dependencies(stack, resource.logical_id)
-             if name in stack.custom_resources]
+    after = [
+        stack.custom_resources[name].request
+        for name in dependencies(stack, resource.logical_id)
+        if name in stack.custom_resources
+    ]
     stack.add_custom_resource(resource)
     resource.request = Request(stack, resource, "Create", resource.properties, after=after)
     stack.requests.append(resource.request)
@@ -262,7 +264,8 @@ def update_custom_resource(cls, original_resource, new_resource_name, cloudforma
     old_properties = resource.properties
     resource.properties = cloudformation_json["Properties"]
     resource.updated_from = (old_properties, resource.physical_id)
-    stack.requests.append(Request(stack, resource, "Update", resource.properties, old_properties))
+    resource.request = Request(stack, resource, "Update", resource.properties, old_properties)
+    stack.requests.append(resource.request)
     return resource
 
 
