@@ -109,17 +109,21 @@ impl Lifecycle {
         Ok(())
     }
 
-    /// `create-stack` with `--template-body file://cfn/TEMPLATE`, then its progress to the end.
-    pub async fn create_stack(&self, stack: &str, template: &str, parameters: &Path) -> Result<Settled, String> {
+    /// `create-stack` with `--template-body file://cfn/TEMPLATE` and `extra` arguments, then its
+    /// progress to the end.
+    pub async fn create_stack(
+        &self,
+        stack: &str,
+        template: &str,
+        parameters: &Path,
+        extra: &[&str],
+    ) -> Result<Settled, String> {
         let template = format!("file://cfn/{template}");
         let parameters = format!("file://{}", parameters.display());
         let mut args = vec!["cloudformation", "create-stack", "--stack-name", stack];
         args.extend(["--template-body", &template, "--parameters", &parameters]);
-        if template.contains("deploy") {
-            args.extend(["--capabilities", "CAPABILITY_IAM"]);
-        }
-        let created = self.aws(&args).await?;
-        let stack_id = created["StackId"].as_str().unwrap_or_default().to_owned();
+        args.extend_from_slice(extra);
+        let stack_id = stack_id(&self.aws(&args).await?)?;
         self.settle(stack, &stack_id, 0).await
     }
 
@@ -138,7 +142,7 @@ impl Lifecycle {
             "prerequisites-demo.env",
             &[("AWSVpcId", &self.vpc), ("SubnetIds", &subnets), ("S3BucketName", BUCKET)],
         );
-        self.create_stack(PREREQUISITES_STACK, "aws-prerequisites.yaml", &parameters).await
+        self.create_stack(PREREQUISITES_STACK, "aws-prerequisites.yaml", &parameters, &[]).await
     }
 
     /// Step 2 and 3 of the README: the env file, the authority files and the function's zip in
@@ -176,7 +180,7 @@ impl Lifecycle {
     /// Step 4 of the README: the service stack.
     pub async fn create_service(&self, stack: &str) -> Result<Settled, String> {
         let parameters = self.service_parameters(stack, &[]);
-        self.create_stack(stack, "aws-deploy.yaml", &parameters).await
+        self.create_stack(stack, "aws-deploy.yaml", &parameters, &["--capabilities", "CAPABILITY_IAM"]).await
     }
 
     /// A copy of `cfn/deploy.env.example` for this bed, with `changes` on top.
@@ -208,14 +212,13 @@ impl Lifecycle {
             "CAPABILITY_IAM",
         ];
         let earlier = self.bed.events(stack).await?.len();
-        let updated = self.aws(&args).await?;
-        let stack_id = updated["StackId"].as_str().unwrap_or_default().to_owned();
+        let stack_id = stack_id(&self.aws(&args).await?)?;
         self.settle(stack, &stack_id, earlier).await
     }
 
     /// `delete-stack`, then its progress followed by the stack's id (its name is gone once deleted).
     pub async fn delete_stack(&self, stack: &str) -> Result<Settled, String> {
-        let stack_id = self.bed.describe(stack).await?["StackId"].as_str().unwrap_or_default().to_owned();
+        let stack_id = stack_id(&self.bed.describe(stack).await?)?;
         let earlier = self.bed.events(stack).await?.len();
         self.aws(&["cloudformation", "delete-stack", "--stack-name", stack]).await?;
         self.settle(stack, &stack_id, earlier).await
@@ -279,6 +282,14 @@ impl Lifecycle {
             })
             .collect()
     }
+}
+
+/// The `StackId` of what create-stack, update-stack or describe-stacks printed.
+fn stack_id(printed: &serde_json::Value) -> Result<String, String> {
+    printed["StackId"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("expected a StackId from the AWS CLI, got {printed}"))
 }
 
 /// The files below `folder`, relative to it, sorted; hidden files (the seed's manifest) left out.

@@ -90,11 +90,8 @@ impl StackBed {
             .await
             .map_err(|error| format!("the AWS CLI did not run: {error}"))?;
         if !output.status.success() {
-            return Err(format!(
-                "aws {} failed: {}",
-                args.first().copied().unwrap_or_default(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
+            let command = args.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+            return Err(format!("aws {command} failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
         }
         let text = String::from_utf8_lossy(&output.stdout);
         if text.trim().is_empty() {

@@ -11,7 +11,8 @@ use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, PREREQUISITES_STACK
 const FAILING_STACK: &str = "lookup-service-demo-public-bucket";
 
 struct Summary {
-    rows: Vec<(String, String, f64)>,
+    /// Step, result, and how long it took when it is a stack operation.
+    rows: Vec<(String, String, Option<f64>)>,
     failed: bool,
 }
 
@@ -29,7 +30,7 @@ impl Summary {
         self.failed |= !ok;
         let mark = if ok { "ok  " } else { "FAIL" };
         lifecycle.say(&format!("{mark} {step}: {} (wanted {wanted})", settled.status));
-        self.rows.push((format!("{mark} {step}"), settled.status.clone(), since.elapsed().as_secs_f64()));
+        self.rows.push((format!("{mark} {step}"), settled.status.clone(), Some(since.elapsed().as_secs_f64())));
         if ok {
             Ok(())
         } else {
@@ -41,7 +42,7 @@ impl Summary {
         self.failed |= !ok;
         let mark = if ok { "ok  " } else { "FAIL" };
         lifecycle.say(&format!("{mark} {step}: {detail}"));
-        self.rows.push((format!("{mark} {step}"), detail.to_owned(), 0.0));
+        self.rows.push((format!("{mark} {step}"), detail.to_owned(), None));
     }
 }
 
@@ -166,7 +167,7 @@ async fn main() {
 
     println!("\n== Summary ({:.1} s)", started.elapsed().as_secs_f64());
     for (step, result, seconds) in &summary.rows {
-        if *seconds > 0.0 {
+        if let Some(seconds) = seconds {
             println!("  {step:<40} {result:<20} {seconds:>5.1} s");
         } else {
             println!("  {step:<40} {result}");
