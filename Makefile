@@ -27,7 +27,7 @@ $(LINT_VENV)/.installed: requirements-lint.txt
 venv: $(VENV)/.installed $(LINT_VENV)/.installed ## Install the emulator, cargo-lambda, awscli and the linters into project-local virtualenvs
 
 .PHONY: test
-test: venv check lint test-rust test-templates ## Everything: checks, template lint, unit and end-to-end tests
+test: venv check lint test-bed test-rust test-templates ## Everything: checks, template lint, unit and end-to-end tests
 	@echo "make test: all passed"
 
 .PHONY: demo

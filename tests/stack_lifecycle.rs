@@ -104,11 +104,30 @@ async fn a_public_env_bucket_fails_the_creation_with_our_reason_and_the_rollback
     assert!(failed.has("EnvFileCheck", "DELETE_COMPLETE"), "the rollback's Delete is answered: {:#?}", failed.events);
     assert!(lifecycle.bed.function_log().contains("its Create failed: nothing to delete"));
     assert!(!failed.has("ServicesHealthy", "CREATE_IN_PROGRESS"), "the health wait, after the services, never starts");
+    for service in ["MysqlService", "AppService"] {
+        assert!(!failed.has(service, "CREATE_IN_PROGRESS"), "{service} waits for the env-file check: never created");
+    }
     let everything_said = format!("{:?}\n{}", failed.events, lifecycle.bed.function_log());
     assert!(!everything_said.contains("demo-secret"), "no value of the env file reaches an event or a log");
 
     let deleted = lifecycle.delete_stack(SERVICE_STACK).await.expect("delete-stack runs");
     expect(&deleted, "DELETE_COMPLETE");
+}
+
+/// CloudFormation completes an ECS service only once it is stable; tasks that keep stopping trip
+/// the circuit breaker, which fails the service and rolls the stack back.
+#[tokio::test(flavor = "multi_thread")]
+async fn app_tasks_that_keep_stopping_fail_the_app_service_and_the_stack_rolls_back() {
+    let lifecycle = prepared().await;
+    lifecycle.bed.stop_tasks("qa-server-app", "Essential container in task exited", "", 1);
+
+    let failed = lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs");
+
+    expect(&failed, "ROLLBACK_COMPLETE");
+    let reason = failed.reason("AppService", "CREATE_FAILED").expect("AppService CREATE_FAILED in the events");
+    assert!(reason.contains("ECS Deployment Circuit Breaker was triggered"), "{reason}");
+    assert!(failed.has("MysqlService", "CREATE_COMPLETE"), "the database's tasks run: {:#?}", failed.events);
+    assert!(failed.has("SeedAuthorities", "DELETE_COMPLETE"), "the rollback deletes what was created");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -145,13 +164,20 @@ async fn deletion_completes_and_the_authorities_remain() {
     for resource in CUSTOM_RESOURCES {
         assert!(deleted.has(resource, "DELETE_COMPLETE"), "{resource} answered its Delete: {:#?}", deleted.events);
     }
-    let order: Vec<&str> = deleted
-        .events
-        .iter()
-        .filter(|e| e.status == "DELETE_IN_PROGRESS" && !e.is_stack())
-        .map(|e| e.logical_id.as_str())
-        .collect();
-    assert_eq!(order.first(), Some(&"ServicesHealthy"), "the last created is deleted first: {order:?}");
+    // Reverse dependency order: what depends on a resource is gone before its Delete starts.
+    for (dependent, dependency) in [
+        ("ServicesHealthy", "AppService"),
+        ("ServicesHealthy", "MysqlService"),
+        ("AppService", "SeedAuthorities"),
+        ("AppService", "MysqlService"),
+        ("MysqlService", "EnvFileCheck"),
+        ("SeedAuthorities", "SeedFunction"),
+        ("EnvFileCheck", "CheckAndWaitFunction"),
+    ] {
+        let gone = deleted.position(dependent, "DELETE_COMPLETE");
+        let started = deleted.position(dependency, "DELETE_IN_PROGRESS");
+        assert!(gone < started && gone.is_some(), "{dependent} is deleted before {dependency}: {:#?}", deleted.events);
+    }
     assert_eq!(lifecycle.seeded(), seeded, "the authorities remain on the file system");
 
     let deleted = lifecycle.delete_stack(PREREQUISITES_STACK).await.expect("delete-stack runs");

@@ -31,6 +31,11 @@ impl Settled {
     pub fn has(&self, logical_id: &str, status: &str) -> bool {
         self.reason(logical_id, status).is_some()
     }
+
+    /// Where the first event of `logical_id` in `status` stands among the operation's events.
+    pub fn position(&self, logical_id: &str, status: &str) -> Option<usize> {
+        self.events.iter().position(|e| e.logical_id == logical_id && e.status == status)
+    }
 }
 
 /// A seeded file as the mount shows it: an update that rewrites it changes its inode.

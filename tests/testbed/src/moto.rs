@@ -26,14 +26,20 @@ impl Moto {
     }
 
     /// moto from `tests/testbed/moto_launcher.py` on `port`: its Lambda invocations go to the
-    /// runtime emulator at `invoke_url`, and its CloudFormation sends custom resources Create, Update
-    /// and Delete requests and acts on their answers (see the launcher's docstring).
-    pub fn start_launcher(log_dir: &std::path::Path, port: u16, invoke_url: &str) -> Moto {
+    /// runtime emulator at `invoke_url`, and its CloudFormation behaves as AWS's does (see
+    /// `tests/testbed/launcher/`); ECS tasks stop as `ecs_faults` (a JSON file) says.
+    pub fn start_launcher(
+        log_dir: &std::path::Path,
+        port: u16,
+        invoke_url: &str,
+        ecs_faults: &std::path::Path,
+    ) -> Moto {
         let mut command = Command::new(venv_program("python"));
         command
             .arg(workspace_root().join("tests/testbed/moto_launcher.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("QA_LAMBDA_INVOKE_URL", invoke_url)
+            .env("QA_TESTBED_ECS_FAULTS", ecs_faults)
             .env("MOTO_PORT", port.to_string());
         let mut process = Guarded::spawn("moto", &mut command, log_dir);
         process.wait_for_port(port, Duration::from_secs(60));

@@ -61,7 +61,9 @@ impl StackBed {
             options = options.env(key, &value);
         }
         let function = LambdaFunction::start(&options, work.path()).await;
-        let moto = Moto::start_launcher(work.path(), moto_port, function.invoke_url());
+        let ecs_faults = work.path().join("ecs-faults.json");
+        std::fs::write(&ecs_faults, "{}").expect("the faults file is written");
+        let moto = Moto::start_launcher(work.path(), moto_port, function.invoke_url(), &ecs_faults);
         StackBed { function, moto, mount, work }
     }
 
@@ -172,6 +174,18 @@ impl StackBed {
         let path = self.work.path().join(name);
         std::fs::write(&path, serde_json::to_string_pretty(&parameters).expect("JSON")).expect("the file is written");
         path
+    }
+
+    /// Makes the tasks of a task definition family (or with a container of that name) stop as an
+    /// essential container that exits does: ECS's stopped reason, the container's reason and
+    /// exit code. The launcher reads this at every task start.
+    pub fn stop_tasks(&self, family_or_container: &str, stopped_reason: &str, reason: &str, exit_code: i32) {
+        let path = self.work.path().join("ecs-faults.json");
+        let mut faults: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+            .unwrap_or_else(|_| serde_json::json!({}));
+        faults[family_or_container] =
+            serde_json::json!({"stoppedReason": stopped_reason, "reason": reason, "exitCode": exit_code});
+        std::fs::write(&path, faults.to_string()).expect("the faults file is written");
     }
 
     /// Leaves the work folder (the logs) in place when the bed stops.

@@ -1,0 +1,281 @@
+"""ECS services that deploy as ECS does, so that CloudFormation can wait for them to be stable.
+
+moto's services count their tasks running from the start and never change. Here a service
+has deployments, and a scheduler runs each deployment's tasks:
+- A task starts PENDING and is RUNNING after ``TASK_START_SECONDS`` (scaled), unless the
+  faults file (``$QA_TESTBED_ECS_FAULTS``, JSON: task definition family or container name ->
+  ``{"stoppedReason", "reason", "exitCode"}``) says its essential container exits: then it
+  STOPS with that reason and exit code, counts as a failed task of its deployment, and the
+  scheduler starts another, as ECS retries failing tasks.
+- The deployment circuit breaker (when the service enables it) fails a deployment after
+  ``threshold`` failed tasks: 0.5 x desired, at least 3, at most 200 (ECS developer guide,
+  "deployment circuit breaker"); with rollback the previous deployment is primary again.
+- A new task definition starts a new PRIMARY deployment; once it runs its desired count the
+  old deployment's tasks stop and it is dropped, and the rollout is COMPLETED.
+``stability`` answers as CloudFormation judges an ``AWS::ECS::Service``: stable when one
+deployment runs its desired count (the ``services-stable`` waiter's rule) and its rollout
+COMPLETED; failed with the circuit breaker's message ("Error occurred during operation 'ECS
+Deployment Circuit Breaker was triggered'", aws-cloudformation/rain #458, aws/copilot-cli #2584).
+"""
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+
+from moto.core.utils import utcnow
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.moto_api import state_manager
+
+from . import timing
+
+log = logging.getLogger("moto_launcher.ecs")
+
+FAULTS_FILE = os.environ.get("QA_TESTBED_ECS_FAULTS", "")
+# Pulling an image and starting its containers: about half a minute on AWS.
+TASK_START_SECONDS = 30
+TICK_SECONDS = 0.05
+LOCK = threading.RLock()
+SERVICES = []
+
+# moto moves a described task on (RUNNING -> DEACTIVATING ...); here the scheduler moves them.
+state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 1_000_000})
+
+
+def fault_for(task_definition):
+    """The fault the faults file sets for this task definition's tasks, if any."""
+    if not FAULTS_FILE or not os.path.exists(FAULTS_FILE):
+        return None
+    try:
+        with open(FAULTS_FILE) as file:
+            faults = json.load(file)
+    except (OSError, ValueError):
+        return None
+    names = [task_definition.family] + [c.get("name") for c in task_definition.container_definitions]
+    return next((faults[name] for name in names if name in faults), None)
+
+
+def circuit_breaker_threshold(desired):
+    return min(200, max(3, math.ceil(0.5 * desired)))
+
+
+def new_deployment(service, task_definition_arn):
+    deployment_id = f"ecs-svc/{uuid.uuid4().int % 10**19}"
+    return {
+        "id": deployment_id,
+        "status": "PRIMARY",
+        "taskDefinition": task_definition_arn,
+        "desiredCount": service.desired_count,
+        "pendingCount": 0,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": utcnow(),
+        "updatedAt": utcnow(),
+        "launchType": service.launch_type,
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {deployment_id} in progress.",
+    }
+
+
+def configure(service, properties):
+    """The CloudFormation properties moto's ECS model drops: the circuit breaker."""
+    breaker = (properties.get("DeploymentConfiguration") or {}).get("DeploymentCircuitBreaker") or {}
+    with LOCK:
+        service.qa_circuit_breaker = str(breaker.get("Enable", "false")).lower() == "true"
+        service.qa_rollback = str(breaker.get("Rollback", "false")).lower() == "true"
+
+
+original_create_service = EC2ContainerServiceBackend.create_service
+original_update_service = EC2ContainerServiceBackend.update_service
+original_delete_service = EC2ContainerServiceBackend.delete_service
+
+
+def create_service(self, cluster_str, service_name, desired_count, task_definition_str=None, *args, **kwargs):
+    with LOCK:
+        service = original_create_service(
+            self, cluster_str, service_name, desired_count, task_definition_str, *args, **kwargs
+        )
+        service.qa_backend = self
+        service.qa_circuit_breaker = False
+        service.qa_rollback = False
+        service.qa_failed_deployments = set()
+        service.running_count, service.pending_count = 0, 0
+        service.deployments = [new_deployment(service, service.task_definition)] if service.task_definition else []
+        SERVICES.append(service)
+        return service
+
+
+def update_service(self, service_properties):
+    with LOCK:
+        task_definition = service_properties.get("task_definition")
+        force = service_properties.get("force_new_deployment")
+        service = original_update_service(self, service_properties)
+        running = [d for d in service.deployments if d["status"] != "INACTIVE"]
+        service.running_count = sum(d["runningCount"] for d in running)
+        service.pending_count = sum(d["pendingCount"] for d in running)
+        if task_definition:
+            service.task_definition = self.describe_task_definition(task_definition).arn
+        primary = service.deployments[0] if service.deployments else None
+        if primary is None or primary["taskDefinition"] != service.task_definition or force:
+            for deployment in service.deployments:
+                deployment["status"] = "ACTIVE"
+            service.deployments.insert(0, new_deployment(service, service.task_definition))
+        else:
+            primary["desiredCount"] = service.desired_count
+        return service
+
+
+def delete_service(self, cluster_name, service_name, force):
+    with LOCK:
+        service = original_delete_service(self, cluster_name, service_name, force)
+        for task in tasks_of(service):
+            stop(task, "Service deleted", None)
+        service.status = "INACTIVE"
+        service.deployments = []
+        if service in SERVICES:
+            SERVICES.remove(service)
+        return service
+
+
+EC2ContainerServiceBackend.create_service = create_service
+EC2ContainerServiceBackend.update_service = update_service
+EC2ContainerServiceBackend.delete_service = delete_service
+
+
+def tasks_of(service, deployment=None):
+    tasks = service.qa_backend.tasks.get(service.cluster_name, {}).values()
+    return [
+        t
+        for t in tasks
+        if t.group == f"service:{service.name}" and (deployment is None or t.started_by == deployment["id"])
+    ]
+
+
+def stop(task, reason, fault):
+    if task.last_status == "STOPPED":
+        return
+    task.last_status = "STOPPED"
+    task.desired_status = "STOPPED"
+    task.stopped_reason = reason
+    task.stopped_at = utcnow()
+    task.stop_code = "EssentialContainerExited" if fault else "ServiceSchedulerInitiated"
+    for container in task.containers:
+        container.last_status = "STOPPED"
+        if fault:
+            container.exit_code = container.exitCode = fault.get("exitCode", 1)
+            container.reason = fault.get("reason")
+            container.health_status = "UNHEALTHY"
+
+
+def launch(service, deployment):
+    backend = service.qa_backend
+    task = backend.run_task(
+        service.cluster_name,
+        deployment["taskDefinition"],
+        1,
+        None,
+        started_by=deployment["id"],
+        tags=None,
+        launch_type="FARGATE",  # moto places EC2 tasks only on registered container instances
+        group=f"service:{service.name}",
+    )[0]
+    task.last_status = "PENDING"
+    task.qa_ready_at = time.monotonic() + timing.scaled(TASK_START_SECONDS)
+    for container in task.containers:
+        container.last_status = "PENDING"
+
+
+def advance(service):
+    """One scheduler step for one service."""
+    if not service.deployments or service.status != "ACTIVE":
+        return
+    backend = service.qa_backend
+    primary = service.deployments[0]
+    task_definition = backend.describe_task_definition(primary["taskDefinition"])
+    for deployment in service.deployments:
+        for task in tasks_of(service, deployment):
+            if task.last_status == "PENDING" and time.monotonic() >= task.qa_ready_at:
+                fault = fault_for(task_definition) if deployment is primary else None
+                if fault:
+                    stop(task, fault.get("stoppedReason", "Essential container in task exited"), fault)
+                    deployment["failedTasks"] += 1
+                else:
+                    task.last_status = "RUNNING"
+                    for container in task.containers:
+                        container.last_status = "RUNNING"
+    if primary["rolloutState"] == "IN_PROGRESS":
+        live = [t for t in tasks_of(service, primary) if t.last_status in ("PENDING", "RUNNING")]
+        for _ in range(service.desired_count - len(live)):
+            launch(service, primary)
+        if service.qa_circuit_breaker and primary["failedTasks"] >= circuit_breaker_threshold(service.desired_count):
+            primary["rolloutState"] = "FAILED"
+            primary["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+            service.qa_failed_deployments.add(primary["id"])
+            for task in tasks_of(service, primary):
+                stop(task, "Scaling activity initiated by (deployment circuit breaker)", None)
+            if service.qa_rollback and len(service.deployments) > 1:
+                service.deployments.pop(0)
+                service.deployments[0]["status"] = "PRIMARY"
+                service.task_definition = service.deployments[0]["taskDefinition"]
+        running = [t for t in tasks_of(service, primary) if t.last_status == "RUNNING"]
+        if len(running) >= service.desired_count and primary["rolloutState"] == "IN_PROGRESS":
+            for old in service.deployments[1:]:
+                for task in tasks_of(service, old):
+                    stop(task, f"Scaling activity initiated by (deployment {primary['id']})", None)
+            del service.deployments[1:]
+            primary["rolloutState"] = "COMPLETED"
+            primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
+    for deployment in service.deployments:
+        tasks = tasks_of(service, deployment)
+        deployment["runningCount"] = sum(t.last_status == "RUNNING" for t in tasks)
+        deployment["pendingCount"] = sum(t.last_status == "PENDING" for t in tasks)
+        deployment["desiredCount"] = service.desired_count if deployment is primary else 0
+    service.running_count = sum(d["runningCount"] for d in service.deployments)
+    service.pending_count = sum(d["pendingCount"] for d in service.deployments)
+
+
+def scheduler():
+    while True:
+        with LOCK:
+            for service in list(SERVICES):
+                try:
+                    advance(service)
+                except Exception:
+                    log.exception("ECS scheduler: service %s", service.name)
+        time.sleep(TICK_SECONDS)
+
+
+def primary_deployment_id(service):
+    with LOCK:
+        return service.deployments[0]["id"] if service.deployments else None
+
+
+def stability(service, deployment_id):
+    """CloudFormation's judgement of the deployment it started: ("stable", ""), ("failed", reason) or
+    (None, "") while it is neither."""
+    with LOCK:
+        if deployment_id in service.qa_failed_deployments:
+            return "failed", circuit_breaker_message()
+        if not service.deployments:
+            return "stable", ""
+        primary = service.deployments[0]
+        if (
+            len(service.deployments) == 1
+            and service.running_count == service.desired_count
+            and primary["rolloutState"] == "COMPLETED"
+        ):
+            return "stable", ""
+        return None, ""
+
+
+def circuit_breaker_message():
+    return (
+        "Resource handler returned message: \"Error occurred during operation 'ECS Deployment Circuit Breaker "
+        f"was triggered'.\" (RequestToken: {uuid.uuid4()}, HandlerErrorCode: GeneralServiceException)"
+    )
+
+
+timing.in_background(scheduler)

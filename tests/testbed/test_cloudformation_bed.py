@@ -1,0 +1,425 @@
+"""The bed's CloudFormation against CloudFormation's documented behaviour, one test per behaviour
+(sources in ``launcher/stacks.py`` and ``launcher/custom_resources.py``)."""
+
+import json
+import time
+import uuid
+
+import pytest
+
+SETTLE_WITHIN = 60
+
+
+def name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def custom(bed, behaviour="", depends_on=None, **properties):
+    resource = {
+        "Type": "Custom::StandIn",
+        "Properties": {"ServiceToken": bed.token, "Behaviour": behaviour, **properties},
+    }
+    if depends_on:
+        resource["DependsOn"] = depends_on
+    return resource
+
+
+def template(resources, parameters=None, outputs=None):
+    body = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+    if parameters:
+        body["Parameters"] = {key: {"Type": "String"} for key in parameters}
+    if outputs:
+        body["Outputs"] = outputs
+    return json.dumps(body)
+
+
+def as_parameters(values):
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in (values or {}).items()]
+
+
+class Run:
+    """A stack operation's outcome: its final status and its events, oldest first."""
+
+    def __init__(self, status, events, took):
+        self.status, self.events, self.took = status, events, took
+
+    def index(self, logical_id, status):
+        for i, e in enumerate(self.events):
+            if e["LogicalResourceId"] == logical_id and e["ResourceStatus"] == status:
+                return i
+        raise AssertionError(f"no {status} event for {logical_id}: {self.show()}")
+
+    def has(self, logical_id, status):
+        return any(e["LogicalResourceId"] == logical_id and e["ResourceStatus"] == status for e in self.events)
+
+    def reason(self, logical_id, status):
+        return self.events[self.index(logical_id, status)].get("ResourceStatusReason", "")
+
+    def show(self):
+        return "\n".join(
+            f"  {e['LogicalResourceId']} {e['ResourceStatus']} {e.get('ResourceStatusReason', '')}" for e in self.events
+        )
+
+
+def settle(bed, stack_id, earlier=0):
+    started = time.monotonic()
+    while True:
+        status = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"]
+        if not status.endswith("IN_PROGRESS"):
+            events = bed.cfn.describe_stack_events(StackName=stack_id)["StackEvents"][::-1]
+            return Run(status, events[earlier:], time.monotonic() - started)
+        assert time.monotonic() - started < SETTLE_WITHIN, f"{stack_id} still {status}"
+        time.sleep(0.05)
+
+
+def create(bed, body, parameters=None):
+    stack_id = bed.cfn.create_stack(StackName=name("bed"), TemplateBody=body, Parameters=as_parameters(parameters))[
+        "StackId"
+    ]
+    return stack_id, settle(bed, stack_id)
+
+
+def update(bed, stack_id, body, parameters=None):
+    earlier = len(bed.cfn.describe_stack_events(StackName=stack_id)["StackEvents"])
+    bed.cfn.update_stack(StackName=stack_id, TemplateBody=body, Parameters=as_parameters(parameters))
+    return settle(bed, stack_id, earlier)
+
+
+def delete(bed, stack_id):
+    earlier = len(bed.cfn.describe_stack_events(StackName=stack_id)["StackEvents"])
+    bed.cfn.delete_stack(StackName=stack_id)
+    return settle(bed, stack_id, earlier)
+
+
+# ---------------------------------------------------------------- 1. dependency order
+
+
+def test_every_resource_waits_for_its_dependencies_and_independent_ones_run_in_parallel(bed):
+    body = template(
+        {
+            "Slow": custom(bed, "wait:1", Echo="slow"),
+            "AlsoSlow": custom(bed, "wait:1"),
+            "AfterSlow": custom(bed, depends_on="Slow"),
+            # A resource moto creates, named after the custom resource's answer.
+            "Group": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": {"Fn::Sub": "g-${Slow.Echo}-x"}}},
+        }
+    )
+    stack_id, run = create(bed, body)
+
+    assert run.status == "CREATE_COMPLETE", run.show()
+    assert run.index("AfterSlow", "CREATE_IN_PROGRESS") > run.index("Slow", "CREATE_COMPLETE"), run.show()
+    assert run.index("Group", "CREATE_IN_PROGRESS") > run.index("Slow", "CREATE_COMPLETE"), run.show()
+    assert run.index("AlsoSlow", "CREATE_IN_PROGRESS") < run.index("Slow", "CREATE_COMPLETE"), run.show()
+    assert run.took < 2.5, f"the two slow resources ran side by side: {run.took:.1f} s"
+    groups = bed.client("logs").describe_log_groups(logGroupNamePrefix="g-slow-x")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == ["g-slow-x"], "Fn::Sub saw the answer's Data"
+
+
+def test_a_resource_that_depends_on_a_failed_custom_resource_is_never_created(bed):
+    group_name = name("never")
+    body = template(
+        {
+            "Check": custom(bed, "fail"),
+            "Group": {"Type": "AWS::Logs::LogGroup", "DependsOn": "Check", "Properties": {"LogGroupName": group_name}},
+        }
+    )
+    _, run = create(bed, body)
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    assert not run.has("Group", "CREATE_IN_PROGRESS"), run.show()
+    assert bed.client("logs").describe_log_groups(logGroupNamePrefix=group_name)["logGroups"] == []
+
+
+# ---------------------------------------------------------------- 2. ECS stabilization
+
+
+def ecs_template(family, breaker=True):
+    return template(
+        {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {}},
+            "Tasks": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": family,
+                    "ContainerDefinitions": [{"Name": "web", "Image": "nginx", "Memory": 128, "Essential": True}],
+                },
+            },
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "Cluster": {"Ref": "Cluster"},
+                    "TaskDefinition": {"Ref": "Tasks"},
+                    "DesiredCount": 2,
+                    "LaunchType": "EC2",
+                    "DeploymentConfiguration": {"DeploymentCircuitBreaker": {"Enable": breaker, "Rollback": True}},
+                },
+            },
+            "AfterService": custom(bed_token_holder[0], depends_on="Service"),
+        },
+        outputs={"ServiceName": {"Value": {"Fn::GetAtt": ["Service", "Name"]}}},
+    )
+
+
+bed_token_holder = []
+
+
+@pytest.fixture
+def ecs_bed(bed):
+    bed_token_holder[:] = [bed]
+    yield bed
+    bed.set_faults({})
+
+
+def test_an_ecs_service_completes_only_once_its_tasks_run(ecs_bed):
+    bed = ecs_bed
+    stack_id, run = create(bed, ecs_template(name("healthy")))
+
+    assert run.status == "CREATE_COMPLETE", run.show()
+    assert run.index("AfterService", "CREATE_IN_PROGRESS") > run.index("Service", "CREATE_COMPLETE")
+    assert run.took >= 0.3, "a task takes TASK_START_SECONDS (scaled) to run"
+    outputs = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["Outputs"]
+    cluster = bed.cfn.describe_stack_resource(StackName=stack_id, LogicalResourceId="Cluster")
+    service = bed.client("ecs").describe_services(
+        cluster=cluster["StackResourceDetail"]["PhysicalResourceId"], services=[outputs[0]["OutputValue"]]
+    )["services"][0]
+    assert (service["runningCount"], service["desiredCount"]) == (2, 2)
+    assert [d["rolloutState"] for d in service["deployments"]] == ["COMPLETED"]
+
+
+def test_an_ecs_service_whose_tasks_stop_fails_with_the_circuit_breaker_and_its_stopped_tasks_say_why(ecs_bed):
+    bed = ecs_bed
+    family = name("crashing")
+    bed.set_faults({family: {"stoppedReason": "Essential container in task exited", "reason": "boom", "exitCode": 3}})
+    stack_id, run = create(bed, ecs_template(family))
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    assert "ECS Deployment Circuit Breaker was triggered" in run.reason("Service", "CREATE_FAILED")
+    assert not run.has("AfterService", "CREATE_IN_PROGRESS"), run.show()
+    ecs = bed.client("ecs")
+    clusters = ecs.list_clusters()["clusterArns"]
+    stopped = []
+    for cluster in clusters:
+        arns = ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"]
+        if arns:
+            described = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+            stopped += [t for t in described if family in t["taskDefinitionArn"]]
+    assert len(stopped) >= 3, "the circuit breaker trips after 3 failed tasks"
+    crashed = [t for t in stopped if t.get("stoppedReason") == "Essential container in task exited"]
+    assert crashed and crashed[0]["containers"][0]["exitCode"] == 3, crashed[:1]
+    assert crashed[0]["containers"][0]["reason"] == "boom"
+
+
+# ---------------------------------------------------------------- 3. cancellation
+
+
+def test_the_first_failure_cancels_what_is_in_progress_and_sends_its_delete_at_once(bed):
+    body = template({"Fails": custom(bed, "wait:0.3,fail"), "Slow": custom(bed, "wait:4")})
+    stack_id, run = create(bed, body)
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    assert run.reason("Slow", "CREATE_FAILED") == "Resource creation cancelled"
+    rollback = next(e for e in run.events if e["ResourceStatus"] == "ROLLBACK_IN_PROGRESS")
+    assert "[Fails]" in rollback["ResourceStatusReason"], "the cancelled one is not a cause"
+    assert run.took < 3, f"the rollback did not wait for the slow Create ({run.took:.1f} s)"
+    create_request, delete_request = [e for _, e in bed.stand_in.requests("Slow", stack_id)]
+    assert delete_request["RequestType"] == "Delete"
+    assert delete_request["PhysicalResourceId"].startswith(f"{stack_id.split('/')[1]}-Slow-"), "a generated id"
+    time.sleep(4.2)  # the slow Create answers late
+    late = [status for request_id, status in bed.stand_in.answers if request_id == create_request["RequestId"]]
+    assert late == [200], "the late answer is taken and ignored"
+    assert bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+
+
+# ---------------------------------------------------------------- 4. updates
+
+
+def test_updates_follow_dependencies_and_resolved_properties(bed):
+    body = template(
+        {
+            "First": custom(bed, "wait:0.3", Echo={"Ref": "Version"}),
+            "Second": custom(bed, Echo={"Fn::GetAtt": ["First", "Echo"]}),
+            "Unrelated": custom(bed, Echo="constant"),
+        },
+        parameters=["Version"],
+    )
+    stack_id, _ = create(bed, body, {"Version": "1"})
+
+    run = update(bed, stack_id, body, {"Version": "2"})
+
+    assert run.status == "UPDATE_COMPLETE", run.show()
+    assert run.index("Second", "UPDATE_IN_PROGRESS") > run.index("First", "UPDATE_COMPLETE")
+    assert not run.has("Unrelated", "UPDATE_IN_PROGRESS"), "same resolved properties: no Update"
+    second_update = bed.stand_in.requests("Second", stack_id)[-1][1]
+    assert second_update["OldResourceProperties"]["Echo"] == "1"
+    assert second_update["ResourceProperties"]["Echo"] == "2", "the template text is the same, the value is not"
+
+
+def test_a_failed_update_restores_resources_parameters_and_outputs_and_deletes_the_new_id(bed):
+    body = template(
+        {
+            "Replaced": custom(bed, "new-id", Echo={"Ref": "Version"}),
+            "Failing": custom(bed, {"Fn::If": ["Break", "fail", ""]}, depends_on="Replaced", Echo={"Ref": "Version"}),
+        },
+        parameters=["Version", "Broken"],
+        outputs={"Echo": {"Value": {"Fn::GetAtt": ["Replaced", "Id"]}}},
+    )
+    body = json.loads(body)
+    body["Conditions"] = {"Break": {"Fn::Equals": [{"Ref": "Broken"}, "yes"]}}
+    body = json.dumps(body)
+    stack_id, created = create(bed, body, {"Version": "1", "Broken": "no"})
+    assert created.status == "CREATE_COMPLETE", created.show()
+    before = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+    old_id = before["Outputs"][0]["OutputValue"]
+
+    run = update(bed, stack_id, body, {"Version": "2", "Broken": "yes"})
+
+    assert run.status == "UPDATE_ROLLBACK_COMPLETE", run.show()
+    after = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+    assert after["Outputs"] == before["Outputs"], "outputs as before"
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in after["Parameters"]} == {"Version": "1", "Broken": "no"}
+    requests = [e for _, e in bed.stand_in.requests("Replaced", stack_id)]
+    assert [r["RequestType"] for r in requests] == ["Create", "Update", "Delete"], run.show()
+    deleted = requests[-1]
+    assert deleted["PhysicalResourceId"] != old_id, "the replacement's new id is deleted"
+    assert run.index("Replaced", "DELETE_COMPLETE") > run.events.index(
+        next(e for e in run.events if e["ResourceStatus"] == "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+    )
+    failing = [e["RequestType"] for _, e in bed.stand_in.requests("Failing", stack_id)]
+    assert failing == ["Create", "Update", "Update"], "the failed resource gets its old properties back"
+
+
+def test_removed_resources_and_replaced_ids_are_deleted_only_in_the_cleanup_phase(bed):
+    resources = {"Kept": custom(bed, "new-id", Echo={"Ref": "Version"}), "Removed": custom(bed)}
+    outputs = {"Id": {"Value": {"Fn::GetAtt": ["Kept", "Id"]}}}
+    stack_id, _ = create(bed, template(resources, ["Version"], outputs), {"Version": "1"})
+    old_id = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["Outputs"][0]["OutputValue"]
+    del resources["Removed"]
+
+    run = update(bed, stack_id, template(resources, ["Version"], outputs), {"Version": "2"})
+
+    assert run.status == "UPDATE_COMPLETE", run.show()
+    cleanup = [i for i, e in enumerate(run.events) if e["ResourceStatus"] == "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"]
+    assert cleanup and run.index("Removed", "DELETE_IN_PROGRESS") > cleanup[0] > run.index("Kept", "UPDATE_COMPLETE")
+    kept = [e for _, e in bed.stand_in.requests("Kept", stack_id)]
+    assert [r["RequestType"] for r in kept] == ["Create", "Update", "Delete"]
+    assert kept[1]["PhysicalResourceId"] == kept[2]["PhysicalResourceId"] == old_id, "the old id's Delete"
+    new_id = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["Outputs"][0]["OutputValue"]
+    assert new_id != old_id
+
+
+# ---------------------------------------------------------------- 5. answers checked
+
+
+@pytest.mark.parametrize(
+    "behaviour, reason",
+    [("too-long", "Response object is too long."), ("no-id", "Invalid PhysicalResourceId")],
+)
+def test_answers_cloudformation_refuses_fail_the_resource(bed, behaviour, reason):
+    _, run = create(bed, template({"Answers": custom(bed, behaviour)}))
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    assert run.reason("Answers", "CREATE_FAILED") == reason
+
+
+def test_an_answer_that_is_not_a_put_is_refused_and_the_resource_times_out_with_cloudformations_message(bed):
+    stack_id, run = create(bed, template({"Posts": custom(bed, "post", ServiceTimeout=1)}))
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    request = bed.stand_in.requests("Posts", stack_id)[0][1]
+    assert (request["RequestId"], 403) in bed.stand_in.answers
+    reason = run.reason("Posts", "CREATE_FAILED")
+    assert reason.startswith("CloudFormation did not receive a response from your Custom Resource.")
+    assert request["RequestId"] in reason
+    delete_request = bed.stand_in.requests("Posts", stack_id)[1][1]
+    assert delete_request["PhysicalResourceId"].startswith(f"{stack_id.split('/')[1]}-Posts-")
+
+
+def test_every_property_scalar_reaches_the_function_as_a_string(bed):
+    stack_id, run = create(
+        bed, template({"Typed": custom(bed, Number=30, Flag=True, Items=[1, False, "x"], Nested={"N": 1.5})})
+    )
+
+    assert run.status == "CREATE_COMPLETE", run.show()
+    properties = bed.stand_in.requests("Typed", stack_id)[0][1]["ResourceProperties"]
+    assert (properties["Number"], properties["Flag"]) == ("30", "true")
+    assert properties["Items"] == ["1", "false", "x"] and properties["Nested"] == {"N": "1.5"}
+
+
+# ---------------------------------------------------------------- 6. deletion
+
+
+def test_deletion_runs_in_reverse_dependency_order_and_honours_retain(bed):
+    body = template(
+        {
+            "Base": custom(bed),
+            "Middle": custom(bed, depends_on="Base"),
+            "Top": custom(bed, depends_on="Middle"),
+            "Kept": {**custom(bed), "DeletionPolicy": "Retain"},
+        }
+    )
+    stack_id, _ = create(bed, body)
+
+    run = delete(bed, stack_id)
+
+    assert run.status == "DELETE_COMPLETE", run.show()
+    assert run.index("Top", "DELETE_COMPLETE") < run.index("Middle", "DELETE_IN_PROGRESS")
+    assert run.index("Middle", "DELETE_COMPLETE") < run.index("Base", "DELETE_IN_PROGRESS")
+    assert run.has("Kept", "DELETE_SKIPPED")
+    assert [e["RequestType"] for _, e in bed.stand_in.requests("Kept", stack_id)] == ["Create"]
+
+
+def test_a_failed_delete_keeps_that_resource_and_what_it_needs_and_deletes_the_rest(bed):
+    body = template(
+        {
+            "Needed": custom(bed),
+            "Stubborn": custom(bed, "fail-delete", depends_on="Needed"),
+            "Other": custom(bed),
+        }
+    )
+    stack_id, _ = create(bed, body)
+
+    run = delete(bed, stack_id)
+
+    assert run.status == "DELETE_FAILED", run.show()
+    assert run.has("Stubborn", "DELETE_FAILED") and run.has("Other", "DELETE_COMPLETE")
+    assert not run.has("Needed", "DELETE_IN_PROGRESS"), "what the failed one depends on stays"
+    assert bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_FAILED"
+
+
+# ---------------------------------------------------------------- 7. Lambda's retries
+
+
+def test_a_function_error_on_an_asynchronous_invocation_is_retried_twice(bed):
+    stack_id, run = create(bed, template({"Flaky": custom(bed, "error:2")}))
+
+    assert run.status == "CREATE_COMPLETE", run.show()
+    request_id = bed.stand_in.requests("Flaky", stack_id)[0][1]["RequestId"]
+    attempts = [at for at, e in bed.stand_in.invocations if e["RequestId"] == request_id]
+    assert len(attempts) == 3
+    assert attempts[1] - attempts[0] >= 0.6 and attempts[2] - attempts[1] >= 1.2, "1 and 2 minutes, scaled"
+
+
+def test_a_new_task_definition_revision_updates_what_refers_to_it(bed):
+    body = template(
+        {
+            "Tasks": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": name("revised"),
+                    "ContainerDefinitions": [{"Name": "web", "Image": {"Ref": "Image"}, "Memory": 128}],
+                },
+            },
+            "Watcher": custom(bed, TaskDefinitions=[{"Ref": "Tasks"}]),
+        },
+        parameters=["Image"],
+    )
+    stack_id, _ = create(bed, body, {"Image": "nginx:1"})
+
+    run = update(bed, stack_id, body, {"Image": "nginx:2"})
+
+    assert run.status == "UPDATE_COMPLETE", run.show()
+    watcher = [e for _, e in bed.stand_in.requests("Watcher", stack_id)]
+    assert [r["RequestType"] for r in watcher] == ["Create", "Update"]
+    old = watcher[1]["OldResourceProperties"]["TaskDefinitions"][0]
+    new = watcher[1]["ResourceProperties"]["TaskDefinitions"][0]
+    assert (old.rsplit(":", 1)[1], new.rsplit(":", 1)[1]) == ("1", "2"), (old, new)
