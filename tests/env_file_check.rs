@@ -227,7 +227,7 @@ async fn several_failures_together_are_all_named_within_the_answer_limit_and_no_
     println!("misconfigured bucket: FAILED answer stored {:.2} s after the event was sent", elapsed.as_secs_f64());
     assert_eq!(answer.status(), "FAILED");
     assert!(
-        answer.reason().contains("4 of 8 checks failed (bucket Block Public Access, bucket policy not public, no public ACL grants, contents complete)"),
+        answer.reason().contains("4 of 12 checks failed (bucket Block Public Access, bucket policy not public, no public ACL grants, contents complete)"),
         "{}",
         answer.reason()
     );
@@ -248,5 +248,45 @@ async fn several_failures_together_are_all_named_within_the_answer_limit_and_no_
     assert!(logs.contains("\"check\":\"contents complete\""), "{logs}");
     for secret in SECRETS {
         assert!(!logs.contains(secret), "{secret} reached the function's log");
+    }
+}
+
+/// qa_server's config/database.yml appends _staging to MYSQL_DATABASE_NAME_PREFIX for
+/// RAILS_ENV=staging: a MYSQL_DATABASE without it would leave the app restarting forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_staging_env_whose_database_lacks_the_staging_suffix_fails_naming_the_relation() {
+    let bed = start().await;
+    // The database named like its prefix, as for production: qa_lookup_7f, not qa_lookup_7f_staging.
+    let staging = complete_env_file().replace("RAILS_ENV=production", "RAILS_ENV=staging").replace(
+        "=qa_server\nMYSQL_DATABASE_NAME_PREFIX=qa_server\n",
+        "=qa_lookup_7f\nMYSQL_DATABASE_NAME_PREFIX=qa_lookup_7f\n",
+    );
+    assert!(staging.contains("MYSQL_DATABASE=qa_lookup_7f\n"), "{staging}");
+    well_configured(&bed, "staging-db", &staging).await;
+
+    let answer = lambda_answer(&bed, "staging-db", "production.env").await;
+    println!("staging env without the _staging suffix: {}", answer.reason());
+    assert_eq!(answer.status(), "FAILED", "{}", answer.json);
+    assert!(
+        answer.reason().starts_with(
+            "Custom::EnvFileCheck EnvFileCheck: env file s3://staging-db/production.env: 1 of 12 checks failed \
+             (database name matches RAILS_ENV): production.env: MYSQL_DATABASE must equal MYSQL_DATABASE_NAME_PREFIX \
+             followed by _staging (with RAILS_ENV=staging, qa_server's config/database.yml names the database so), \
+             found a different MYSQL_DATABASE — "
+        ),
+        "{}",
+        answer.reason()
+    );
+    assert!(answer.reason().contains("make the two match and upload the file again"), "{}", answer.reason());
+
+    let (status, output) = cli(&bed, "staging-db", "production.env").await;
+    assert_eq!(status, 1, "{output}");
+    assert_eq!(output.matches('✗').count(), 1, "{output}");
+    assert!(output.contains("✗ database name matches RAILS_ENV"), "{output}");
+    assert!(output.contains("✓ RAILS_ENV valid") && output.contains("RAILS_ENV is staging"), "{output}");
+
+    let everything = format!("{}\n{}\n{output}", String::from_utf8_lossy(&answer.bytes), bed.function.logs());
+    for value in SECRETS.iter().copied().chain(["qa_lookup_7f"]) {
+        assert!(!everything.contains(value), "{value} reached a log, an answer or the CLI's output");
     }
 }

@@ -237,6 +237,46 @@ async fn empty_prefix_fails_unless_allowed() {
     assert_eq!(allowed.json["Data"]["Files"], "0");
 }
 
+/// Upstream's buckets keep the files under `config/authorities/` (REFERENCE.md, "The service
+/// being deployed"): with the default prefix qa_server would load nothing from the mount.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_under_a_deeper_prefix_are_refused_naming_it_and_nothing_is_written() {
+    let seeding = start().await;
+    let source = tree(&source_folder());
+    upload(&seeding.bed, "authorities/config/authorities/", &source).await;
+    put(&seeding.bed, "authorities/config/locales/qa_server.en.yml", b"en:\n  qa_server: {}\n").await;
+
+    let answer = seeding.create(json!({"Bucket": BUCKET, "AllowEmpty": "true"})).await;
+    assert_eq!(answer.status(), "FAILED", "{}", answer.json);
+    let reason = answer.reason();
+    assert!(
+        reason.starts_with(
+            "Custom::SeedAuthorities SeedAuthorities: no authority qa_server would load under \
+             s3://lookup-authorities/authorities/: expected local authorities (*.yml) directly under the prefix or \
+             linked-data authorities (linked_data/*.json)"
+        ),
+        "{reason}"
+    );
+    assert!(reason.contains("they sit under s3://lookup-authorities/authorities/config/authorities/ ("), "{reason}");
+    assert!(
+        reason.contains(
+            "nothing was written — set AuthoritiesPrefix (the resource's Prefix; for qa-deploy seed, --prefix) to \
+             authorities/config/authorities/"
+        ),
+        "{reason}"
+    );
+    assert!(std::fs::read_dir(seeding.target.path()).unwrap().next().is_none(), "something was written");
+
+    let (ok, output) = cli_seed(&seeding.bed.moto.endpoint, seeding.target.path()).await;
+    assert!(!ok, "{output}");
+    assert!(output.contains("--prefix) to authorities/config/authorities/"), "{output}");
+    assert!(std::fs::read_dir(seeding.target.path()).unwrap().next().is_none(), "something was written");
+
+    let fixed = seeding.create(json!({"Bucket": BUCKET, "Prefix": "authorities/config/authorities/"})).await;
+    assert_eq!(fixed.status(), "SUCCESS", "{}", fixed.json);
+    assert_eq!(tree(seeding.target.path()), source);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_link_in_the_target_is_replaced_never_followed() {
     let seeding = start().await;

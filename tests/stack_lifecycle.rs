@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, BUCKET, PREREQUISITES_STACK, SERVICE_STACK};
 
 const FUNCTION: &str = env!("CARGO_BIN_EXE_custom-resources");
-const CUSTOM_RESOURCES: [&str; 3] = ["EnvFileCheck", "SeedAuthorities", "ServicesHealthy"];
+const CUSTOM_RESOURCES: [&str; 4] = ["EnvFileCheck", "SeedAuthorities", "DatabaseHealthy", "ServicesHealthy"];
 
 fn expect(settled: &Settled, wanted: &str) {
     assert_eq!(settled.status, wanted, "the stack's events:\n{:#?}", settled.events);
@@ -114,19 +114,53 @@ async fn a_public_env_bucket_fails_the_creation_with_our_reason_and_the_rollback
     expect(&deleted, "DELETE_COMPLETE");
 }
 
-/// CloudFormation completes an ECS service only once it is stable; tasks that keep stopping trip
-/// the circuit breaker, which fails the service and rolls the stack back.
+/// Lambda gives a function in a VPC no public IP: without an S3 gateway endpoint or NAT the
+/// seeding function cannot reach S3. The function outside the VPC answers for the seed and
+/// checks the routes first: the stack fails in seconds, naming the route table and the fix,
+/// instead of waiting out the seed's 20-minute ServiceTimeout (and again for the Delete).
 #[tokio::test(flavor = "multi_thread")]
-async fn app_tasks_that_keep_stopping_fail_the_app_service_and_the_stack_rolls_back() {
+async fn a_seeding_function_without_a_route_to_s3_fails_the_stack_in_seconds_naming_the_route_table() {
+    let lifecycle = prepared().await;
+
+    let started = std::time::Instant::now();
+    let failed = lifecycle
+        .create_service_with(SERVICE_STACK, &[("S3EndpointRouteTableIds", "")])
+        .await
+        .expect("create-stack runs");
+
+    expect(&failed, "ROLLBACK_COMPLETE");
+    let reason =
+        failed.reason("SeedAuthorities", "CREATE_FAILED").expect("SeedAuthorities CREATE_FAILED in the events");
+    assert!(reason.contains("the seeding function cannot reach S3"), "{reason}");
+    assert!(reason.contains("the VPC's main route table"), "{reason}");
+    assert!(reason.contains("set the parameter S3EndpointRouteTableIds to rtb-"), "{reason}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "failed in seconds, not after a ServiceTimeout");
+    assert!(!failed.has("AppService", "CREATE_IN_PROGRESS"), "the app never started");
+}
+
+/// CloudFormation completes an ECS service only once it is stable: hours on tasks that keep
+/// failing, or the circuit breaker's message without the tasks' reason. The health wait runs
+/// beside the services and fails the stack first, quoting ECS's stopped reason and the exit code;
+/// CloudFormation then cancels the app service's creation and rolls back.
+#[tokio::test(flavor = "multi_thread")]
+async fn app_tasks_that_keep_stopping_fail_the_stack_with_their_reason_before_the_service_completes() {
     let lifecycle = prepared().await;
     lifecycle.bed.stop_tasks("qa-server-app", "Essential container in task exited", "", 1);
 
     let failed = lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs");
 
     expect(&failed, "ROLLBACK_COMPLETE");
-    let reason = failed.reason("AppService", "CREATE_FAILED").expect("AppService CREATE_FAILED in the events");
-    assert!(reason.contains("ECS Deployment Circuit Breaker was triggered"), "{reason}");
-    assert!(failed.has("MysqlService", "CREATE_COMPLETE"), "the database's tasks run: {:#?}", failed.events);
+    let reason =
+        failed.reason("ServicesHealthy", "CREATE_FAILED").expect("ServicesHealthy CREATE_FAILED in the events");
+    assert!(reason.contains("Essential container in task exited (container qa-server-app, exit 1)"), "{reason}");
+    assert_eq!(
+        failed.reason("AppService", "CREATE_FAILED"),
+        Some("Resource creation cancelled"),
+        "{:#?}",
+        failed.events
+    );
+    assert!(!failed.has("AppService", "CREATE_COMPLETE"), "the wait failed before the service completed");
+    assert!(failed.has("DatabaseHealthy", "CREATE_COMPLETE"), "the database was healthy first: {:#?}", failed.events);
     assert!(failed.has("SeedAuthorities", "DELETE_COMPLETE"), "the rollback deletes what was created");
 }
 
@@ -166,8 +200,8 @@ async fn deletion_completes_and_the_authorities_remain() {
     }
     // Reverse dependency order: what depends on a resource is gone before its Delete starts.
     for (dependent, dependency) in [
-        ("ServicesHealthy", "AppService"),
-        ("ServicesHealthy", "MysqlService"),
+        ("AppService", "DatabaseHealthy"),
+        ("ServicesHealthy", "SeedAuthorities"),
         ("AppService", "SeedAuthorities"),
         ("AppService", "MysqlService"),
         ("MysqlService", "EnvFileCheck"),

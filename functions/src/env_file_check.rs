@@ -1,6 +1,7 @@
 //! `Custom::EnvFileCheck`: before any task starts, the env file that holds qa_server's secrets
 //! is checked — present and complete, its bucket not public, readable by the ECS task execution
-//! role. Every check runs (concurrently) and every failure is reported, not just the first.
+//! role, its settings consistent by qa_server's and MariaDB's rules. Every check runs
+//! (concurrently) and every failure is reported, not just the first.
 //! Values from the env file never leave [`env_file`]: only key names appear anywhere.
 
 pub mod bucket_policy;
@@ -11,7 +12,7 @@ use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestCont
 use serde::Deserialize;
 
 use bucket_policy::DenyMatch;
-use env_file::ValueState;
+use env_file::{EnvFile, QaServerFacts, RailsEnv, Shape, ValueState};
 use facts::{EnvFileFacts, PublicAccessBlock, Simulation};
 
 /// qa_server's keys (qa_server_container `.env.example`, REFERENCE.md).
@@ -147,7 +148,8 @@ pub async fn run_checks(facts: &impl EnvFileFacts, properties: &Properties) -> R
     } else {
         required_keys.clone()
     };
-    let checks = vec![
+    let contents = read_contents(&object);
+    let mut checks = vec![
         check_object(bucket, key, &object),
         check_bucket_block(bucket, bucket_block),
         check_account_block(account, account_block),
@@ -155,8 +157,17 @@ pub async fn run_checks(facts: &impl EnvFileFacts, properties: &Properties) -> R
         check_acls(bucket, key, bucket_acl, object_acl),
         check_role_policies(role, &object_arn, &bucket_arn, read_object, locate_bucket),
         check_bucket_policy_denies(bucket, role, &object_arn, policy),
-        check_contents(key, &object, &required),
+        check_contents(key, &contents, &required),
     ];
+    checks.extend(QA_SERVER_RULES.iter().map(|&(name, rule)| {
+        let verdict = match &contents {
+            Contents::File(file) => rule(key, &file.qa_server),
+            Contents::Nothing | Contents::NotUtf8 => {
+                Verdict::NotDetermined("not checked: there are no contents to read".into())
+            }
+        };
+        Check { name, verdict }
+    }));
     Report { object: format!("s3://{bucket}/{key}"), checks }
 }
 
@@ -175,6 +186,14 @@ fn check_object(bucket: &str, key: &str, object: &Fetched<Option<Vec<u8>>>) -> C
         Ok(Some(bytes)) => Verdict::Passed(format!("s3://{bucket}/{key}, {} bytes", bytes.len())),
         Ok(None) => Verdict::Failed(format!(
             "object s3://{bucket}/{key}: expected the env file, found no such key — upload it (aws s3 cp production.env s3://{bucket}/{key}) or fix the key"
+        )),
+        // Without s3:ListBucket, S3 answers 403 for a missing key too (S3 GetObject API
+        // reference, "Permissions"; aws-cli #2041): the two cannot be told apart.
+        Err(error) if facts::is_access_denied(error) => Verdict::Failed(format!(
+            "object s3://{bucket}/{key}: expected the env file, found {error} — the object is missing or this function may not read it \
+             (S3 answers 403, not 404, for a missing key to a caller without s3:ListBucket on the bucket); upload it if it is missing \
+             (aws s3 cp production.env s3://{bucket}/{key}), else give the check function s3:GetObject on arn:aws:s3:::{bucket}/{key}, \
+             and s3:ListBucket on arn:aws:s3:::{bucket} so that a missing object reads as missing"
         )),
         Err(error) => Verdict::Failed(format!(
             "object s3://{bucket}/{key}: could not be read ({error}) — check the bucket name and the check function's s3:GetObject permission"
@@ -350,25 +369,48 @@ fn check_bucket_policy_denies(bucket: &str, role: &str, object_arn: &str, policy
     Check { name, verdict }
 }
 
-fn check_contents(key: &str, object: &Fetched<Option<Vec<u8>>>, required: &[String]) -> Check {
+/// The object's text, parsed; values stay inside [`env_file`].
+enum Contents {
+    /// No object, an empty one, or one that could not be read: the object check says which.
+    Nothing,
+    NotUtf8,
+    File(EnvFile),
+}
+
+fn read_contents(object: &Fetched<Option<Vec<u8>>>) -> Contents {
+    match object {
+        Ok(Some(bytes)) if !bytes.is_empty() => match std::str::from_utf8(bytes) {
+            Ok(text) => Contents::File(env_file::parse(text)),
+            Err(_) => Contents::NotUtf8,
+        },
+        _ => Contents::Nothing,
+    }
+}
+
+fn check_contents(key: &str, contents: &Contents, required: &[String]) -> Check {
     let name = "contents complete";
-    let bytes = match object {
-        Ok(Some(bytes)) if !bytes.is_empty() => bytes,
+    let file = match contents {
         // The object check already fails for these.
-        _ => {
+        Contents::Nothing => {
             return Check { name, verdict: Verdict::NotDetermined("not checked: there are no contents to read".into()) }
         }
+        Contents::NotUtf8 => {
+            return Check {
+                name,
+                verdict: Verdict::Failed(format!(
+                    "{key}: is not UTF-8 text, which ECS requires — save it as UTF-8 and upload it again"
+                )),
+            }
+        }
+        Contents::File(file) => file,
     };
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return Check {
-            name,
-            verdict: Verdict::Failed(format!(
-                "{key}: is not UTF-8 text, which ECS requires — save it as UTF-8 and upload it again"
-            )),
-        };
-    };
-    let file = env_file::parse(text);
     let mut problems = Vec::new();
+    if file.byte_order_mark {
+        problems.push(
+            "saved with a UTF-8 byte-order mark (BOM), which ECS would read as part of the first name; save it as UTF-8 without BOM"
+                .to_owned(),
+        );
+    }
     if !file.malformed_lines.is_empty() {
         let lines: Vec<String> =
             file.malformed_lines.iter().map(|(number, why)| format!("line {number}: {why}")).collect();
@@ -400,6 +442,116 @@ fn check_contents(key: &str, object: &Fetched<Option<Vec<u8>>>, required: &[Stri
         ))
     };
     Check { name, verdict }
+}
+
+// qa_server's consistency rules (REFERENCE.md, "The service being deployed": qa_server's
+// config/database.yml and MariaDB's entrypoint), judged on the values as ECS passes them. Each
+// applies only when its keys are set: "contents complete" reports the missing ones.
+
+type Rule = fn(&str, &QaServerFacts) -> Verdict;
+
+/// The rules' check names, in the order they are reported.
+const QA_SERVER_RULES: [(&str, Rule); 4] = [
+    ("RAILS_ENV valid", rails_env_rule),
+    ("database name matches RAILS_ENV", database_name_rule),
+    ("MYSQL_USER not root", user_rule),
+    ("MYSQL_PORT is 3306", port_rule),
+];
+
+fn not_set(what: &str) -> Verdict {
+    Verdict::NotDetermined(format!("not checked: {what} (see contents complete)"))
+}
+
+/// What ECS does with a value's quotes or spaces, for a reason; `None` for other shapes.
+fn kept_by_ecs(shape: Shape) -> Option<&'static str> {
+    match shape {
+        Shape::Quoted => Some("in quotes, which ECS keeps as part of the value"),
+        Shape::Padded => Some("with spaces before or after it, which ECS keeps as part of the value"),
+        Shape::LetterCase | Shape::Other => None,
+    }
+}
+
+fn rails_env_rule(key: &str, facts: &QaServerFacts) -> Verdict {
+    match facts.rails_env {
+        None => not_set("RAILS_ENV is not set"),
+        Some(RailsEnv::Invalid(shape)) => {
+            let (found, fix) = match shape {
+                Shape::Quoted => (
+                    "it in quotes: ECS keeps the quotes, so the app would look for an environment whose name includes them, which config/database.yml does not define",
+                    "remove the quotes (write RAILS_ENV=production with no quotes)",
+                ),
+                Shape::Padded => (
+                    "spaces before or after it: ECS keeps them, so the app would look for an environment whose name includes them, which config/database.yml does not define",
+                    "remove the spaces",
+                ),
+                Shape::LetterCase => (
+                    "one of them with capital letters: environment names are case-sensitive",
+                    "write it in lower case",
+                ),
+                Shape::Other => (
+                    "another value: qa_server's config/database.yml defines no database for it",
+                    "set RAILS_ENV to one of the three",
+                ),
+            };
+            Verdict::Failed(format!(
+                "{key}: RAILS_ENV must be exactly production, staging or integration, found {found} — {fix} and upload the file again"
+            ))
+        }
+        Some(env) => Verdict::Passed(format!("RAILS_ENV is {}", env.name().unwrap_or_default())),
+    }
+}
+
+fn database_name_rule(key: &str, facts: &QaServerFacts) -> Verdict {
+    // What config/database.yml connects to: the prefix alone for production, else with a suffix.
+    let expected = |env: RailsEnv| match env.database_suffix() {
+        Some("") | None => "MYSQL_DATABASE_NAME_PREFIX".to_owned(),
+        Some(suffix) => format!("MYSQL_DATABASE_NAME_PREFIX followed by {suffix}"),
+    };
+    match (facts.rails_env, facts.database_name_matches) {
+        (Some(env), Some(true)) => Verdict::Passed(format!(
+            "MYSQL_DATABASE equals {} (RAILS_ENV={})",
+            expected(env),
+            env.name().unwrap_or_default()
+        )),
+        (Some(env), Some(false)) => Verdict::Failed(format!(
+            "{key}: MYSQL_DATABASE must equal {expected} (with RAILS_ENV={env_name}, qa_server's config/database.yml names the database so), found a different MYSQL_DATABASE — \
+             MariaDB creates MYSQL_DATABASE and grants MYSQL_USER that database only, so rake db:migrate would fail, db:create would be denied \
+             and the app would restart forever; make the two match and upload the file again (MariaDB creates MYSQL_DATABASE only on an empty \
+             data directory: if it has started already, keep MYSQL_DATABASE and change MYSQL_DATABASE_NAME_PREFIX or RAILS_ENV)",
+            expected = expected(env),
+            env_name = env.name().unwrap_or_default(),
+        )),
+        (Some(RailsEnv::Invalid(_)), None) => Verdict::NotDetermined(
+            "not checked: RAILS_ENV is not production, staging or integration (see RAILS_ENV valid)".into(),
+        ),
+        _ => not_set("RAILS_ENV, MYSQL_DATABASE or MYSQL_DATABASE_NAME_PREFIX is not set"),
+    }
+}
+
+fn user_rule(key: &str, facts: &QaServerFacts) -> Verdict {
+    match facts.user_is_root {
+        None => not_set("MYSQL_USER is not set"),
+        Some(false) => Verdict::Passed("MYSQL_USER is not root".into()),
+        Some(true) => Verdict::Failed(format!(
+            "{key}: MYSQL_USER must not be root, found root — MariaDB's entrypoint refuses MYSQL_USER=root (root is set up from \
+             MYSQL_ROOT_PASSWORD) and the database container exits; set MYSQL_USER to another name, e.g. qa_server, and upload the file again"
+        )),
+    }
+}
+
+fn port_rule(key: &str, facts: &QaServerFacts) -> Verdict {
+    match facts.port_3306 {
+        None => not_set("MYSQL_PORT is not set"),
+        Some(Ok(())) => Verdict::Passed("MYSQL_PORT is 3306".into()),
+        Some(Err(shape)) => {
+            let found = kept_by_ecs(shape).map(|how| format!("it {how}")).unwrap_or_else(|| "another value".into());
+            Verdict::Failed(format!(
+                "{key}: MYSQL_PORT must be 3306, found {found} — Rails always connects to 3306 (qa_server's config/database.yml \
+                 sets no port) and only the entrypoint's wait (nc -z $MYSQL_HOST $MYSQL_PORT, with no deadline) reads MYSQL_PORT, \
+                 so the app would wait for a port MariaDB does not listen on; set MYSQL_PORT=3306 and upload the file again"
+            ))
+        }
+    }
 }
 
 /// The resource: Create and Update check, Delete succeeds at once without calling AWS.
@@ -620,8 +772,158 @@ mod tests {
         let report = run_checks(&facts, &properties()).await;
         let reason = report.failure_reason();
         assert!(reason.starts_with(
-            "env file s3://lookup-bucket/production.env: 3 of 8 checks failed (bucket Block Public Access, no public ACL grants, contents complete): "
+            "env file s3://lookup-bucket/production.env: 3 of 12 checks failed (bucket Block Public Access, no public ACL grants, contents complete): "
         ), "{reason}");
+        // The rules whose keys are missing are left to "contents complete".
+        for name in ["database name matches RAILS_ENV", "MYSQL_USER not root", "MYSQL_PORT is 3306"] {
+            let check = report.checks.iter().find(|c| c.name == name).unwrap();
+            assert!(matches!(&check.verdict, Verdict::NotDetermined(why) if why.contains("is not set")), "{check:?}");
+        }
+    }
+
+    /// qa_server's env file with distinctive values, so that a reason showing one is caught.
+    fn qa_env(rails_env: &str, prefix: &str, database: &str, user: &str, port: &str) -> String {
+        format!(
+            "RAILS_ENV={rails_env}\nSECRET_KEY_BASE=Kx9-skb-secret\nRELOAD_TOKEN=Kx9-reload\nMYSQL_HOST=qa-mariadb\nMYSQL_PORT={port}\n\
+             MYSQL_DATABASE={database}\nMYSQL_DATABASE_NAME_PREFIX={prefix}\nMYSQL_USER={user}\nMYSQL_PASSWORD=Kx9-db-pw\nMYSQL_ROOT_PASSWORD=Kx9-root-pw\n"
+        )
+    }
+
+    /// Values from [`qa_env`]'s cases that no reason, passed or not, may show ("root", "3306" and
+    /// the environment names are the rules' own words).
+    const VALUES: [&str; 12] = [
+        "Kx9-",
+        "qadb_k4",
+        "qauser_m2",
+        "3307",
+        "\"3306\"",
+        "\"production\"",
+        "'staging'",
+        "production\t",
+        "Staging",
+        "development",
+        "\"p w\"",
+        "'quoted key base'",
+    ];
+
+    /// Every check's verdict for the file, asserting that no verdict shows a value.
+    async fn verdicts(text: &str) -> Vec<Check> {
+        let facts = FakeFacts { object: Ok(Some(text.as_bytes().to_vec())), ..Default::default() };
+        let report = run_checks(&facts, &properties()).await;
+        let everything = format!("{report:?}\n{}\n{}", report.failure_reason(), render(&report));
+        for value in VALUES {
+            assert!(!everything.contains(value), "{value:?} leaked: {everything}");
+        }
+        report.checks
+    }
+
+    #[tokio::test]
+    async fn qa_server_settings_that_agree_pass_every_rule() {
+        for text in [
+            qa_env("production", "qadb_k4", "qadb_k4", "qauser_m2", "3306"),
+            qa_env("staging", "qadb_k4", "qadb_k4_staging", "qauser_m2", "3306"),
+            qa_env("integration", "qadb_k4", "qadb_k4_integration", "qauser_m2", "3306"),
+            // Quotes on other keys stay: they are part of those values, which no rule reads.
+            qa_env("production", "qadb_k4", "qadb_k4", "qauser_m2", "3306")
+                .replace("MYSQL_PASSWORD=Kx9-db-pw", "MYSQL_PASSWORD=\"p w\"")
+                .replace("SECRET_KEY_BASE=Kx9-skb-secret", "SECRET_KEY_BASE='quoted key base'"),
+        ] {
+            let checks = verdicts(&text).await;
+            let failed: Vec<&Check> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Failed(_))).collect();
+            assert!(failed.is_empty(), "{failed:#?}");
+            for (name, _) in QA_SERVER_RULES {
+                let check = checks.iter().find(|c| c.name == name).unwrap();
+                assert!(matches!(check.verdict, Verdict::Passed(_)), "{check:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn each_qa_server_rule_fails_alone_with_what_was_expected_found_and_the_fix() {
+        let good = |rails_env, database, user, port| qa_env(rails_env, "qadb_k4", database, user, port);
+        let cases = [
+            (
+                good("\"production\"", "qadb_k4", "qauser_m2", "3306"),
+                "RAILS_ENV valid",
+                "production.env: RAILS_ENV must be exactly production, staging or integration, found it in quotes: ECS keeps the quotes, \
+                 so the app would look for an environment whose name includes them, which config/database.yml does not define — \
+                 remove the quotes (write RAILS_ENV=production with no quotes) and upload the file again",
+            ),
+            (good("'staging'", "qadb_k4_staging", "qauser_m2", "3306"), "RAILS_ENV valid", "found it in quotes"),
+            (good("production\t", "qadb_k4", "qauser_m2", "3306"), "RAILS_ENV valid", "found spaces before or after it"),
+            (good("Staging", "qadb_k4_staging", "qauser_m2", "3306"), "RAILS_ENV valid", "with capital letters"),
+            (good("development", "qadb_k4", "qauser_m2", "3306"), "RAILS_ENV valid", "found another value"),
+            (
+                good("staging", "qadb_k4", "qauser_m2", "3306"),
+                "database name matches RAILS_ENV",
+                "production.env: MYSQL_DATABASE must equal MYSQL_DATABASE_NAME_PREFIX followed by _staging (with RAILS_ENV=staging, \
+                 qa_server's config/database.yml names the database so), found a different MYSQL_DATABASE — MariaDB creates \
+                 MYSQL_DATABASE and grants MYSQL_USER that database only, so rake db:migrate would fail, db:create would be denied \
+                 and the app would restart forever; make the two match and upload the file again",
+            ),
+            (
+                good("production", "qadb_k4_production", "qauser_m2", "3306"),
+                "database name matches RAILS_ENV",
+                "MYSQL_DATABASE must equal MYSQL_DATABASE_NAME_PREFIX (with RAILS_ENV=production,",
+            ),
+            (
+                good("integration", "qadb_k4_staging", "qauser_m2", "3306"),
+                "database name matches RAILS_ENV",
+                "MYSQL_DATABASE must equal MYSQL_DATABASE_NAME_PREFIX followed by _integration (with RAILS_ENV=integration,",
+            ),
+            (
+                good("production", "qadb_k4", "root", "3306"),
+                "MYSQL_USER not root",
+                "production.env: MYSQL_USER must not be root, found root — MariaDB's entrypoint refuses MYSQL_USER=root",
+            ),
+            (
+                good("production", "qadb_k4", "qauser_m2", "3307"),
+                "MYSQL_PORT is 3306",
+                "production.env: MYSQL_PORT must be 3306, found another value — Rails always connects to 3306",
+            ),
+            (
+                good("production", "qadb_k4", "qauser_m2", "\"3306\""),
+                "MYSQL_PORT is 3306",
+                "MYSQL_PORT must be 3306, found it in quotes, which ECS keeps as part of the value —",
+            ),
+        ];
+        for (text, check, expected) in cases {
+            let checks = verdicts(&text).await;
+            let failed: Vec<&Check> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Failed(_))).collect();
+            assert_eq!(failed.iter().map(|c| c.name).collect::<Vec<_>>(), [check], "{text:?}: {failed:#?}");
+            let Verdict::Failed(reason) = &failed[0].verdict else { unreachable!() };
+            assert!(reason.contains(expected), "{expected:?} not in {reason:?}");
+            assert!(reason.contains("upload the file again"), "names the fix: {reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_rails_env_leaves_the_database_name_undetermined() {
+        let checks = verdicts(&qa_env("\"production\"", "qadb_k4", "qadb_k4_staging", "qauser_m2", "3306")).await;
+        let database = checks.iter().find(|c| c.name == "database name matches RAILS_ENV").unwrap();
+        assert_eq!(
+            database.verdict,
+            Verdict::NotDetermined(
+                "not checked: RAILS_ENV is not production, staging or integration (see RAILS_ENV valid)".into()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_byte_order_mark_is_named_instead_of_a_bad_first_name() {
+        let text = format!("\u{feff}{}", qa_env("production", "qadb_k4", "qadb_k4", "qauser_m2", "3306"));
+        let checks = verdicts(&text).await;
+        let failed: Vec<&Check> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Failed(_))).collect();
+        assert_eq!(failed.len(), 1, "{failed:#?}");
+        assert_eq!(
+            failed[0].verdict,
+            Verdict::Failed(
+                "production.env: expected VAR=VALUE lines with every required key set — saved with a UTF-8 byte-order mark (BOM), \
+                 which ECS would read as part of the first name; save it as UTF-8 without BOM; fix the file (cfn/.env.example lists \
+                 the keys) and upload it again"
+                    .into()
+            )
+        );
     }
 
     #[tokio::test]
@@ -629,6 +931,144 @@ mod tests {
         let policy = serde_json::json!({"Statement": [{"Sid": "LockedDown", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::lookup-bucket/*"}]});
         let failures = failures(FakeFacts { policy: Ok(Some(policy.to_string())), ..Default::default() }).await;
         assert!(failures[0].contains("LockedDown denies s3:GetObject to execution role"), "{failures:?}");
+    }
+
+    /// S3's answers for a missing object on AWS. moto answers 404 NoSuchKey either way; AWS
+    /// answers 403 AccessDenied to a caller without s3:ListBucket on the bucket (S3 GetObject API
+    /// reference, "Permissions"; aws-cli #2041). The S3 client and its error parsing are real.
+    mod mocked_s3_because_moto_answers_404_for_a_missing_key_either_way {
+        use aws_sdk_s3::operation::get_object::GetObjectOutput;
+        use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule};
+
+        use super::*;
+
+        /// An S3 client whose every call is answered by `rules` (no `test-util` on aws-sdk-s3).
+        fn mocked_s3(rules: &[&Rule]) -> aws_sdk_s3::Client {
+            let interceptor = rules.iter().fold(MockResponseInterceptor::new(), |i, rule| i.with_rule(rule));
+            let config = aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "AKIDMOCKED",
+                    "mocked",
+                    None,
+                    None,
+                    "mocked",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build();
+            aws_sdk_s3::Client::from_conf(config)
+        }
+
+        /// The fake's facts, but the object is read from a mocked S3 through the real SDK call.
+        struct WithMockedS3 {
+            s3: aws_sdk_s3::Client,
+        }
+
+        impl EnvFileFacts for WithMockedS3 {
+            async fn object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+                super::super::facts::get_object(&self.s3, bucket, key).await
+            }
+            async fn bucket_public_access_block(&self, b: &str) -> Result<Option<PublicAccessBlock>, AwsError> {
+                FakeFacts::default().bucket_public_access_block(b).await
+            }
+            async fn account_public_access_block(&self, a: &str) -> Result<Option<PublicAccessBlock>, AwsError> {
+                FakeFacts::default().account_public_access_block(a).await
+            }
+            async fn bucket_policy_is_public(&self, b: &str) -> Result<Option<bool>, AwsError> {
+                FakeFacts::default().bucket_policy_is_public(b).await
+            }
+            async fn bucket_policy(&self, b: &str) -> Result<Option<String>, AwsError> {
+                FakeFacts::default().bucket_policy(b).await
+            }
+            async fn public_acl_grants(&self, b: &str, k: Option<&str>) -> Result<Vec<String>, AwsError> {
+                FakeFacts::default().public_acl_grants(b, k).await
+            }
+            async fn simulate(&self, role: &str, action: &str, resource: &str) -> Result<Simulation, AwsError> {
+                FakeFacts::default().simulate(role, action, resource).await
+            }
+        }
+
+        fn s3_error(code: &str, message: &str) -> String {
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+                 <RequestId>4Q5JZ3CV0GHTVSW6</RequestId><HostId>mocked</HostId></Error>"
+            )
+        }
+
+        /// GetObject answered by `status` and `body`: the report, after asserting one call was made.
+        async fn report_for(status: u16, body: Option<String>) -> Report {
+            let rule = mock!(aws_sdk_s3::Client::get_object).sequence().http_status(status, body).build();
+            let report = run_checks(&WithMockedS3 { s3: mocked_s3(&[&rule]) }, &properties()).await;
+            assert_eq!(rule.num_calls(), 1);
+            report
+        }
+
+        fn only_failure(report: &Report) -> (&'static str, String) {
+            let failed = report.failed();
+            assert_eq!(failed.len(), 1, "{report:#?}");
+            match &failed[0].verdict {
+                Verdict::Failed(reason) => (failed[0].name, reason.clone()),
+                _ => unreachable!(),
+            }
+        }
+
+        #[tokio::test]
+        async fn aws_answers_403_for_a_missing_key_without_list_bucket_mocked() {
+            let report = report_for(403, Some(s3_error("AccessDenied", "Access Denied"))).await;
+            let (name, reason) = only_failure(&report);
+            assert_eq!(name, "object present");
+            assert_eq!(
+                reason,
+                "object s3://lookup-bucket/production.env: expected the env file, found AccessDenied: Access Denied — the object is \
+                 missing or this function may not read it (S3 answers 403, not 404, for a missing key to a caller without s3:ListBucket \
+                 on the bucket); upload it if it is missing (aws s3 cp production.env s3://lookup-bucket/production.env), else give the \
+                 check function s3:GetObject on arn:aws:s3:::lookup-bucket/production.env, and s3:ListBucket on arn:aws:s3:::lookup-bucket \
+                 so that a missing object reads as missing"
+            );
+            let contents = report.checks.iter().find(|c| c.name == "contents complete").unwrap();
+            assert!(matches!(contents.verdict, Verdict::NotDetermined(_)), "{contents:?}");
+        }
+
+        #[tokio::test]
+        async fn aws_answers_403_without_a_body_the_same_mocked() {
+            let (name, reason) = only_failure(&report_for(403, None).await);
+            assert_eq!(name, "object present");
+            assert!(reason.contains("the object is missing or this function may not read it"), "{reason}");
+        }
+
+        #[tokio::test]
+        async fn with_list_bucket_a_missing_key_answers_404_no_such_key_mocked() {
+            let body = s3_error("NoSuchKey", "The specified key does not exist.");
+            let (name, reason) = only_failure(&report_for(404, Some(body)).await);
+            assert_eq!(name, "object present");
+            assert_eq!(
+                reason,
+                "object s3://lookup-bucket/production.env: expected the env file, found no such key — upload it \
+                 (aws s3 cp production.env s3://lookup-bucket/production.env) or fix the key"
+            );
+            let (_, reason) = only_failure(&report_for(404, None).await);
+            assert!(reason.contains("found no such key"), "a 404 without a body too: {reason}");
+        }
+
+        #[tokio::test]
+        async fn a_missing_bucket_is_not_a_missing_key_mocked() {
+            let report = report_for(404, Some(s3_error("NoSuchBucket", "The specified bucket does not exist"))).await;
+            assert_eq!(report.checks.len(), 1, "{report:#?}");
+            assert_eq!(report.checks[0].name, "bucket exists");
+        }
+
+        #[tokio::test]
+        async fn an_object_read_through_the_sdk_is_checked_mocked() {
+            let rule = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+                GetObjectOutput::builder()
+                    .body(aws_sdk_s3::primitives::ByteStream::from_static(super::COMPLETE.as_bytes()))
+                    .build()
+            });
+            let report = run_checks(&WithMockedS3 { s3: mocked_s3(&[&rule]) }, &properties()).await;
+            assert!(report.failed().is_empty(), "{report:#?}");
+        }
     }
 
     mod mocked_iam_because_moto_does_not_implement_simulate_principal_policy {

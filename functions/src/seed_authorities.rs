@@ -2,7 +2,9 @@
 //! (mounted at `AUTHORITIES_MOUNT_PATH`) before the app starts — all or nothing, only what
 //! changed, every file validated, no key able to land outside the mount.
 
+pub mod delegate;
 pub mod keys;
+pub mod layout;
 pub mod manifest;
 pub mod mirror;
 pub mod source;
@@ -13,9 +15,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cfn_custom_resource::runner::{delegated_event, delegated_result, is_delegated};
 use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestContext};
 use serde::Deserialize;
 
+use delegate::{AwsWorker, SeedWorker};
 pub use mirror::{seed, Progress, SeedOptions, SeedSummary};
 use source::ObjectSource;
 
@@ -36,6 +40,8 @@ pub struct Properties {
     /// Any new value re-runs the seed through a stack update when only S3 content changed.
     #[serde(default)]
     pub source_version: Option<String>,
+    /// Lets a prefix with no objects at all through; a prefix whose objects hold no authority
+    /// qa_server would load is refused regardless (see `layout`).
     #[serde(default, deserialize_with = "lenient::option_bool")]
     pub allow_empty: Option<bool>,
     #[serde(default, deserialize_with = "lenient::option_bool")]
@@ -46,6 +52,10 @@ pub struct Properties {
     pub max_total_bytes: Option<u64>,
     #[serde(default, deserialize_with = "lenient::option_u64")]
     pub concurrency: Option<u64>,
+    /// The in-VPC function that runs the seed: when given, this (outside) function checks that
+    /// it reaches S3, runs the seed in it and answers CloudFormation (see [`delegate`]).
+    #[serde(default)]
+    pub worker_function: Option<String>,
 }
 
 fn default_prefix() -> String {
@@ -83,21 +93,64 @@ pub fn log_progress(progress: Arc<Progress>, every: Duration) -> tokio::task::Jo
     })
 }
 
-pub struct SeedAuthorities<S> {
+pub struct SeedAuthorities<S, W = AwsWorker> {
     source: S,
     target: Option<PathBuf>,
+    /// Where a seed with a `WorkerFunction` runs.
+    worker: Option<W>,
 }
 
 impl SeedAuthorities<source::S3Source> {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         let target = std::env::var_os(MOUNT_PATH_VARIABLE).filter(|v| !v.is_empty()).map(PathBuf::from);
-        SeedAuthorities { source: source::S3Source::new(config), target }
+        SeedAuthorities { source: source::S3Source::new(config), target, worker: Some(AwsWorker::new(config)) }
     }
 }
 
 impl<S: ObjectSource + 'static> SeedAuthorities<S> {
     pub fn with_source(source: S, target: Option<PathBuf>) -> Self {
-        SeedAuthorities { source, target }
+        SeedAuthorities { source, target, worker: None }
+    }
+}
+
+impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
+    pub fn with_worker(source: S, target: Option<PathBuf>, worker: W) -> Self {
+        SeedAuthorities { source, target, worker: Some(worker) }
+    }
+
+    /// The seeding function named by `WorkerFunction`, unless this request was delegated to us.
+    fn delegate_to<'a>(&self, context: &RequestContext, properties: &'a Properties) -> Option<&'a str> {
+        properties.worker_function.as_deref().filter(|name| !name.is_empty() && !is_delegated(&context.event))
+    }
+
+    /// Runs the request in the seeding function, after checking (for Create and Update) that its
+    /// subnets reach S3; its answer is this one's.
+    async fn delegate(&self, context: &RequestContext, function: &str, check_routes: bool) -> Result<Outcome, Failure> {
+        let who = format!("{} {}", Self::TYPE, context.logical_id);
+        let fail = |reason: String| Failure::new(format!("{who}: {reason}"));
+        let Some(worker) = &self.worker else {
+            return Err(fail(format!("this function cannot run the seed in {function}")));
+        };
+        if check_routes {
+            let permission = "; this function's role needs ec2:DescribeSubnets, ec2:DescribePrefixLists, \
+                              ec2:DescribeRouteTables and lambda:GetFunctionConfiguration";
+            let subnets = worker.subnets(function).await.map_err(|e| fail(format!("{e}{permission}")))?;
+            let tables = worker.route_tables(&subnets).await.map_err(|e| fail(format!("{e}{permission}")))?;
+            if let Some(reason) = delegate::unreachable(&tables) {
+                return Err(fail(reason));
+            }
+            tracing::info!(logical_id = %context.logical_id, routes = ?tables, "the seeding function reaches S3");
+        }
+        // Kept to answer CloudFormation after the seeding function gives up or times out.
+        let within = context
+            .handler_deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .saturating_sub(Duration::from_secs(5));
+        let answer = worker
+            .run(function, delegated_event(&context.event, &who), within)
+            .await
+            .map_err(|e| fail(format!("the seeding function {function} {e}")))?;
+        delegated_result(&answer)
     }
 
     fn target(&self, context: &RequestContext) -> Result<&Path, Failure> {
@@ -140,12 +193,15 @@ impl<S: ObjectSource + 'static> SeedAuthorities<S> {
     }
 }
 
-impl<S: ObjectSource + 'static> CustomResource for SeedAuthorities<S> {
+impl<S: ObjectSource + 'static, W: SeedWorker> CustomResource for SeedAuthorities<S, W> {
     const TYPE: &'static str = "Custom::SeedAuthorities";
     type Properties = Properties;
 
     async fn create(&self, context: &RequestContext, properties: Properties) -> Result<Outcome, Failure> {
-        self.seed(context, &properties).await
+        match self.delegate_to(context, &properties) {
+            Some(function) => self.delegate(context, function, true).await,
+            None => self.seed(context, &properties).await,
+        }
     }
 
     /// The files outlive the stack unless `RemoveOnDelete` asks otherwise.
@@ -155,7 +211,14 @@ impl<S: ObjectSource + 'static> CustomResource for SeedAuthorities<S> {
         physical_id: &str,
         properties: Option<Properties>,
     ) -> Result<Outcome, Failure> {
-        let remove = properties.and_then(|p| p.remove_on_delete).unwrap_or(false);
+        let remove = properties.as_ref().and_then(|p| p.remove_on_delete).unwrap_or(false);
+        if let Some(function) = properties.as_ref().and_then(|p| self.delegate_to(context, p)) {
+            if remove {
+                return self.delegate(context, function, false).await;
+            }
+            tracing::info!(logical_id = %context.logical_id, "left the seeded files in place");
+            return Ok(Outcome::new(physical_id));
+        }
         match (&self.target, remove) {
             (Some(target), true) => {
                 let removed = remove_seeded(target);

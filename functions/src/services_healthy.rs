@@ -45,9 +45,20 @@ pub struct Properties {
     pub timeout: Duration,
     #[serde(default = "default_poll_interval", deserialize_with = "duration")]
     pub poll_interval: Duration,
-    /// Changes with every task definition revision, so that such an Update waits again.
+    /// Changes with every task definition revision, so that such an Update waits again; a
+    /// service still running an older revision of one of these has not started the deployment
+    /// waited for.
     #[serde(default, deserialize_with = "lenient::string_list")]
     pub task_definitions: Vec<String>,
+    /// How long a service may not exist yet: the wait runs beside the services' creation, not
+    /// after it (CloudFormation completes an ECS service only once it is stable, hours on failing
+    /// tasks). Default 0: a missing service fails at once.
+    #[serde(default = "no_grace", deserialize_with = "duration")]
+    pub missing_service_grace: Duration,
+}
+
+fn no_grace() -> Duration {
+    Duration::ZERO
 }
 
 fn default_timeout() -> Duration {
@@ -122,7 +133,9 @@ impl ServicesHealthy {
             started_at,
         )
         .map_err(fix_properties)?
-        .with_hand_off_at(hand_off_at(context.handler_deadline));
+        .with_hand_off_at(hand_off_at(context.handler_deadline))
+        .with_task_definitions(&properties.task_definitions)
+        .with_missing_grace(properties.missing_service_grace);
 
         let logical_id = context.logical_id.as_str();
         let log_progress = |line: &str| tracing::info!(logical_id, cluster = %request.cluster, "{line}");

@@ -17,13 +17,136 @@ pub struct EnvFile {
     pub variables: BTreeMap<String, ValueState>,
     /// 1-based numbers of lines that are not `VAR=VALUE`, with what is wrong (never the value).
     pub malformed_lines: Vec<(usize, &'static str)>,
+    /// The text starts with a UTF-8 byte-order mark, which ECS would make part of the first
+    /// name. The rest of the file is read as if it were not there.
+    pub byte_order_mark: bool,
+    /// qa_server's consistency rules, judged on the values as ECS passes them.
+    pub qa_server: QaServerFacts,
 }
 
 /// The placeholder `cfn/.env.example` puts where a secret goes.
 pub const PLACEHOLDER: &str = "CHANGEME";
 
+/// The environments qa_server's `config/database.yml` defines for a deployment.
+pub const RAILS_ENVS: [&str; 3] = ["production", "staging", "integration"];
+
+/// Why a value is not the one a rule wants — a fact about its shape, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Wrapped in quotes, which ECS keeps as part of the value.
+    Quoted,
+    /// Spaces or tabs before or after it, which ECS keeps as part of the value.
+    Padded,
+    /// An accepted value written with other letter case (names are case-sensitive).
+    LetterCase,
+    /// Something else.
+    Other,
+}
+
+/// `RAILS_ENV` as the app would see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RailsEnv {
+    Production,
+    Staging,
+    Integration,
+    /// Not one of [`RAILS_ENVS`], exactly.
+    Invalid(Shape),
+}
+
+impl RailsEnv {
+    /// The suffix `config/database.yml` appends to `MYSQL_DATABASE_NAME_PREFIX`; `None` when
+    /// the environment is not valid.
+    pub fn database_suffix(self) -> Option<&'static str> {
+        match self {
+            RailsEnv::Production => Some(""),
+            RailsEnv::Staging => Some("_staging"),
+            RailsEnv::Integration => Some("_integration"),
+            RailsEnv::Invalid(_) => None,
+        }
+    }
+
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            RailsEnv::Production => Some("production"),
+            RailsEnv::Staging => Some("staging"),
+            RailsEnv::Integration => Some("integration"),
+            RailsEnv::Invalid(_) => None,
+        }
+    }
+}
+
+/// Facts behind qa_server's consistency rules (REFERENCE.md, "The service being deployed").
+/// Each is `None` when a key it needs is missing, empty or still the placeholder: the
+/// required-keys check reports those.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QaServerFacts {
+    pub rails_env: Option<RailsEnv>,
+    /// `MYSQL_DATABASE` equals the name `config/database.yml` builds from
+    /// `MYSQL_DATABASE_NAME_PREFIX` and `RAILS_ENV`. `None` also when `RAILS_ENV` is not valid.
+    pub database_name_matches: Option<bool>,
+    /// `MYSQL_USER` is `root`, which MariaDB's entrypoint refuses.
+    pub user_is_root: Option<bool>,
+    /// `Ok(())` when `MYSQL_PORT` is exactly `3306`, else how it differs.
+    pub port_3306: Option<Result<(), Shape>>,
+}
+
+/// How `value` differs from every one of `accepted` (it is none of them).
+fn shape(value: &str, accepted: &[&str]) -> Shape {
+    let trimmed = value.trim();
+    let quoted =
+        trimmed.len() >= 2 && ['"', '\''].iter().any(|quote| trimmed.starts_with(*quote) && trimmed.ends_with(*quote));
+    if quoted {
+        Shape::Quoted
+    } else if trimmed != value {
+        Shape::Padded
+    } else if accepted.iter().any(|a| a.eq_ignore_ascii_case(value)) {
+        Shape::LetterCase
+    } else {
+        Shape::Other
+    }
+}
+
+fn judge(values: &BTreeMap<&str, &str>) -> QaServerFacts {
+    let rails_env = values.get("RAILS_ENV").map(|value| match *value {
+        "production" => RailsEnv::Production,
+        "staging" => RailsEnv::Staging,
+        "integration" => RailsEnv::Integration,
+        other => RailsEnv::Invalid(shape(other, &RAILS_ENVS)),
+    });
+    let database_name_matches = match (
+        rails_env.and_then(RailsEnv::database_suffix),
+        values.get("MYSQL_DATABASE_NAME_PREFIX"),
+        values.get("MYSQL_DATABASE"),
+    ) {
+        (Some(suffix), Some(prefix), Some(database)) => {
+            Some(database.strip_prefix(prefix).is_some_and(|rest| rest == suffix))
+        }
+        _ => None,
+    };
+    QaServerFacts {
+        rails_env,
+        database_name_matches,
+        user_is_root: values.get("MYSQL_USER").map(|user| *user == "root"),
+        port_3306: values
+            .get("MYSQL_PORT")
+            .map(|port| if *port == "3306" { Ok(()) } else { Err(shape(port, &["3306"])) }),
+    }
+}
+
+/// The keys whose values the rules read; only set values (not empty, not the placeholder).
+const JUDGED: [&str; 5] = ["RAILS_ENV", "MYSQL_DATABASE", "MYSQL_DATABASE_NAME_PREFIX", "MYSQL_USER", "MYSQL_PORT"];
+
 pub fn parse(text: &str) -> EnvFile {
     let mut file = EnvFile::default();
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            file.byte_order_mark = true;
+            rest
+        }
+        None => text,
+    };
+    // Values of the judged keys, as ECS passes them; they stay in this function.
+    let mut judged: BTreeMap<&str, &str> = BTreeMap::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -42,8 +165,17 @@ pub fn parse(text: &str) -> EnvFile {
             v if v.trim() == PLACEHOLDER => ValueState::Placeholder,
             _ => ValueState::Set,
         };
+        if JUDGED.contains(&name) {
+            // The last line for a key decides, as for its state.
+            if state == ValueState::Set {
+                judged.insert(name, value);
+            } else {
+                judged.remove(name);
+            }
+        }
         file.variables.insert(name.to_owned(), state);
     }
+    file.qa_server = judge(&judged);
     file
 }
 
@@ -66,11 +198,72 @@ mod tests {
         assert_eq!(file.variables["RELOAD_TOKEN"], ValueState::Empty);
         assert_eq!(file.variables["QUOTED"], ValueState::Set);
         assert!(file.malformed_lines.is_empty());
+        assert!(!file.byte_order_mark);
     }
 
     #[test]
     fn malformed_lines_are_numbered() {
         let file = parse("A=1\nexport B=2\njust text\n=3\n");
         assert_eq!(file.malformed_lines.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_a_fact_not_a_malformed_first_line() {
+        let file = parse("\u{feff}RAILS_ENV=production\nMYSQL_PORT=3306\n");
+        assert!(file.byte_order_mark);
+        assert!(file.malformed_lines.is_empty(), "{:?}", file.malformed_lines);
+        assert_eq!(file.variables["RAILS_ENV"], ValueState::Set);
+        assert_eq!(file.qa_server.rails_env, Some(RailsEnv::Production));
+    }
+
+    fn facts(text: &str) -> QaServerFacts {
+        parse(text).qa_server
+    }
+
+    #[test]
+    fn rails_env_is_exactly_one_of_the_three_as_ecs_passes_it() {
+        assert_eq!(facts("RAILS_ENV=production").rails_env, Some(RailsEnv::Production));
+        assert_eq!(facts("RAILS_ENV=staging").rails_env, Some(RailsEnv::Staging));
+        assert_eq!(facts("RAILS_ENV=integration").rails_env, Some(RailsEnv::Integration));
+        assert_eq!(facts("RAILS_ENV=\"production\"").rails_env, Some(RailsEnv::Invalid(Shape::Quoted)));
+        assert_eq!(facts("RAILS_ENV='staging'").rails_env, Some(RailsEnv::Invalid(Shape::Quoted)));
+        assert_eq!(facts("RAILS_ENV=production ").rails_env, Some(RailsEnv::Invalid(Shape::Padded)));
+        assert_eq!(facts("RAILS_ENV=Production").rails_env, Some(RailsEnv::Invalid(Shape::LetterCase)));
+        assert_eq!(facts("RAILS_ENV=development").rails_env, Some(RailsEnv::Invalid(Shape::Other)));
+        assert_eq!(facts("RAILS_ENV=\"").rails_env, Some(RailsEnv::Invalid(Shape::Other)));
+        for unset in ["", "RAILS_ENV=", "RAILS_ENV=CHANGEME", "RAILS_ENV=staging\nRAILS_ENV="] {
+            assert_eq!(facts(unset).rails_env, None, "{unset:?}");
+        }
+    }
+
+    #[test]
+    fn database_name_follows_config_database_yml() {
+        let db = |env: &str, prefix: &str, database: &str| {
+            facts(&format!("RAILS_ENV={env}\nMYSQL_DATABASE_NAME_PREFIX={prefix}\nMYSQL_DATABASE={database}\n"))
+                .database_name_matches
+        };
+        assert_eq!(db("production", "qa", "qa"), Some(true));
+        assert_eq!(db("production", "qa", "qa_production"), Some(false));
+        assert_eq!(db("staging", "qa", "qa_staging"), Some(true));
+        assert_eq!(db("staging", "qa", "qa"), Some(false));
+        assert_eq!(db("integration", "qa", "qa_integration"), Some(true));
+        assert_eq!(db("integration", "qa", "qa_staging"), Some(false));
+        assert_eq!(db("production", "\"qa\"", "\"qa\""), Some(true), "quoted alike: the same name");
+        assert_eq!(db("staging", "\"qa\"", "\"qa_staging\""), Some(false), "quotes kept: \"qa\"_staging");
+        assert_eq!(db("\"production\"", "qa", "qa"), None, "no relation for an invalid RAILS_ENV");
+        assert_eq!(db("production", "", "qa"), None);
+        assert_eq!(db("production", "qa", "CHANGEME"), None);
+    }
+
+    #[test]
+    fn user_root_and_port_are_judged_exactly() {
+        assert_eq!(facts("MYSQL_USER=root").user_is_root, Some(true));
+        assert_eq!(facts("MYSQL_USER=qa_server").user_is_root, Some(false));
+        assert_eq!(facts("MYSQL_USER=").user_is_root, None);
+        assert_eq!(facts("MYSQL_PORT=3306").port_3306, Some(Ok(())));
+        assert_eq!(facts("MYSQL_PORT=3307").port_3306, Some(Err(Shape::Other)));
+        assert_eq!(facts("MYSQL_PORT=\"3306\"").port_3306, Some(Err(Shape::Quoted)));
+        assert_eq!(facts("MYSQL_PORT= 3306").port_3306, Some(Err(Shape::Padded)));
+        assert_eq!(facts("RAILS_ENV=production").port_3306, None);
     }
 }

@@ -129,14 +129,7 @@ const NO_POLICY: &[&str] = &["NoSuchBucketPolicy"];
 
 impl EnvFileFacts for AwsFacts {
     async fn object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
-        match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(object) => {
-                let bytes = object.body.collect().await.map_err(|e| format!("reading the object failed: {e}"))?;
-                Ok(Some(bytes.into_bytes().to_vec()))
-            }
-            Err(error) if is(&error, &["NoSuchKey"]) => Ok(None),
-            Err(error) => Err(describe(&error)),
-        }
+        get_object(&self.s3, bucket, key).await
     }
 
     async fn bucket_public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>, AwsError> {
@@ -202,6 +195,30 @@ impl EnvFileFacts for AwsFacts {
     async fn simulate(&self, role_arn: &str, action: &str, resource_arn: &str) -> Result<Simulation, AwsError> {
         simulate(&self.iam, role_arn, action, resource_arn).await
     }
+}
+
+/// The object's bytes; `None` for a missing key: 404 `NoSuchKey` (or a 404 without a body,
+/// so not `NoSuchBucket`). S3 answers that only to a caller with `s3:ListBucket` on the bucket;
+/// without it a missing key answers 403 `AccessDenied` like an unreadable object (S3 GetObject
+/// API reference, "Permissions"; aws-cli #2041), which stays an error for the caller to explain.
+pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(object) => {
+            let bytes = object.body.collect().await.map_err(|e| format!("reading the object failed: {e}"))?;
+            Ok(Some(bytes.into_bytes().to_vec()))
+        }
+        // A 404 without a body (as HeadObject's) reads as `NotFound`.
+        Err(error) if is(&error, &["NoSuchKey", "NotFound"]) => Ok(None),
+        Err(error) if error.code().is_none() && error.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Ok(None)
+        }
+        Err(error) => Err(describe(&error)),
+    }
+}
+
+/// True for S3's answer to an object it will not show: 403, with or without `AccessDenied`.
+pub fn is_access_denied(error: &str) -> bool {
+    error.starts_with("AccessDenied") || error.starts_with("HTTP 403")
 }
 
 /// Asks IAM's policy simulator whether the role's identity policies allow `action` on the resource.

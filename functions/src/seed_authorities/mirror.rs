@@ -9,12 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::keys::{self, MANIFEST_NAME, STAGING_PREFIX};
+use super::layout;
 use super::manifest::{Entry, Manifest};
 use super::source::{ObjectSource, SourceObject};
 use super::validate;
 
 #[derive(Debug, Clone)]
 pub struct SeedOptions {
+    /// Succeed when the prefix holds no objects at all. It does not let through a prefix that
+    /// holds objects none of which qa_server would load as an authority (see `layout`): that is
+    /// almost always the wrong prefix, and is refused either way.
     pub allow_empty: bool,
     pub max_objects: u64,
     pub max_total_bytes: u64,
@@ -102,6 +106,11 @@ pub async fn seed(
             "no authority files under {from}: the app would start with none — upload them \
              (aws s3 sync config/authorities {from}) or set AllowEmpty to true"
         ));
+    }
+    // Decided from the listing, before anything is downloaded or written.
+    let listed_keys: Vec<&str> = planned.iter().map(|p| p.object.key.as_str()).collect();
+    if let Some(reason) = layout::refusal(bucket, prefix, &listed_keys) {
+        return Err(reason);
     }
     let total_bytes: u64 = planned.iter().map(|p| p.object.size).sum();
     if planned.len() as u64 > options.max_objects {
@@ -395,7 +404,7 @@ mod tests {
             "{error}"
         );
         let big = "x".repeat(1001);
-        let error = run(&[("p/big.txt", &big)], target.path(), &options()).await.unwrap_err();
+        let error = run(&[("p/big.yml", &big)], target.path(), &options()).await.unwrap_err();
         assert!(error.contains("raise MaxTotalBytes"), "{error}");
         assert!(std::fs::read_dir(target.path()).unwrap().next().is_none());
         let raised = SeedOptions { max_objects: 11, ..options() };
@@ -405,7 +414,9 @@ mod tests {
     #[tokio::test]
     async fn a_file_and_a_folder_of_the_same_name_are_refused() {
         let target = tempfile::tempdir().unwrap();
-        let error = run(&[("p/a", "x"), ("p/a/b.yml", "y: 1")], target.path(), &options()).await.unwrap_err();
+        let error = run(&[("p/top.yml", "t: 1"), ("p/a", "x"), ("p/a/b.yml", "y: 1")], target.path(), &options())
+            .await
+            .unwrap_err();
         assert!(error.contains("\"a\" is both a file and the folder of \"p/a/b.yml\""), "{error}");
     }
 
@@ -413,9 +424,85 @@ mod tests {
     async fn a_file_the_seed_did_not_write_is_never_replaced_by_a_folder() {
         let target = tempfile::tempdir().unwrap();
         std::fs::write(target.path().join("notes"), b"mine").unwrap();
-        let error = run(&[("p/notes/a.yml", "a: 1")], target.path(), &options()).await.unwrap_err();
+        let error =
+            run(&[("p/top.yml", "t: 1"), ("p/notes/a.yml", "a: 1")], target.path(), &options()).await.unwrap_err();
         assert!(error.contains("is a file the seed did not write"), "{error}");
         assert_eq!(std::fs::read(target.path().join("notes")).unwrap(), b"mine");
+    }
+
+    /// Every file below `folder`, hidden ones (the manifest) too, with its bytes.
+    fn snapshot(folder: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut found = BTreeMap::new();
+        let mut pending = vec![folder.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current).unwrap().flatten() {
+                if entry.file_type().unwrap().is_dir() {
+                    pending.push(entry.path());
+                    found.insert(entry.path(), Vec::new());
+                } else {
+                    found.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn top_level_yml_alone_is_seeded() {
+        let target = tempfile::tempdir().unwrap();
+        let summary = run(&[("p/languages.yml", "terms: []")], target.path(), &options()).await.unwrap();
+        assert_eq!(summary.files, 1);
+        assert!(target.path().join("languages.yml").is_file());
+    }
+
+    #[tokio::test]
+    async fn linked_data_json_alone_is_seeded() {
+        let target = tempfile::tempdir().unwrap();
+        let objects = [("p/linked_data/loc.json", "{}"), ("p/linked_data/scenarios/loc_validation.yml", "a: 1")];
+        assert_eq!(run(&objects, target.path(), &options()).await.unwrap().files, 2);
+        assert!(target.path().join("linked_data/loc.json").is_file());
+    }
+
+    #[tokio::test]
+    async fn scenarios_alone_are_refused_even_with_allow_empty_and_nothing_is_written() {
+        let target = tempfile::tempdir().unwrap();
+        let allowed = SeedOptions { allow_empty: true, ..options() };
+        let error =
+            run(&[("p/linked_data/scenarios/loc_validation.yml", "a: 1")], target.path(), &allowed).await.unwrap_err();
+        assert!(error.starts_with("no authority qa_server would load under s3://b/p/"), "{error}");
+        assert!(error.contains("AllowEmpty does not apply: it only allows a prefix with no objects at all"), "{error}");
+        assert!(std::fs::read_dir(target.path()).unwrap().next().is_none(), "something was written");
+    }
+
+    #[tokio::test]
+    async fn a_nested_tree_is_refused_naming_the_deeper_prefix_and_the_old_files_stay() {
+        let target = tempfile::tempdir().unwrap();
+        run(&[("p/old.yml", "old: 1"), ("p/linked_data/old.json", "{}")], target.path(), &options()).await.unwrap();
+        let before = snapshot(target.path());
+        let nested = [
+            ("p/config/authorities/languages.yml", "terms: []"),
+            ("p/config/authorities/linked_data/loc.json", "{}"),
+            ("p/config/authorities/linked_data/scenarios/loc_validation.yml", "a: 1"),
+        ];
+        let error = run(&nested, target.path(), &options()).await.unwrap_err();
+        assert!(error.contains("they sit under s3://b/p/config/authorities/ (1 top-level *.yml, 1 linked_data/*.json)"));
+        assert!(
+            error.ends_with(
+                "nothing was written — set AuthoritiesPrefix (the resource's Prefix; for qa-deploy seed, --prefix) \
+                 to p/config/authorities/"
+            ),
+            "{error}"
+        );
+        assert_eq!(snapshot(target.path()), before, "the old files and manifest, byte for byte, and no staging");
+    }
+
+    #[tokio::test]
+    async fn an_empty_prefix_passes_only_with_allow_empty() {
+        let target = tempfile::tempdir().unwrap();
+        let error = run(&[("p/", "")], target.path(), &options()).await.unwrap_err();
+        assert!(error.contains("no authority files under s3://b/p/"), "{error}");
+        let allowed = SeedOptions { allow_empty: true, ..options() };
+        assert_eq!(run(&[("p/", "")], target.path(), &allowed).await.unwrap().files, 0);
     }
 
     #[tokio::test]

@@ -30,6 +30,8 @@ pub struct Deployment {
     pub id: String,
     /// PRIMARY, ACTIVE or INACTIVE.
     pub status: String,
+    /// The task definition ARN this deployment runs.
+    pub task_definition: String,
     /// IN_PROGRESS, COMPLETED or FAILED; absent without the deployment circuit breaker.
     pub rollout_state: Option<String>,
     pub rollout_reason: Option<String>,
@@ -150,6 +152,7 @@ fn to_service(service: &aws_sdk_ecs::types::Service) -> Service {
             .map(|deployment| Deployment {
                 id: text(deployment.id()),
                 status: text(deployment.status()),
+                task_definition: text(deployment.task_definition()),
                 rollout_state: deployment.rollout_state().map(|state| state.as_str().to_owned()),
                 rollout_reason: deployment.rollout_state_reason().map(str::to_owned),
                 failed_tasks: deployment.failed_tasks(),

@@ -7,8 +7,11 @@ use std::time::SystemTime;
 
 use super::ecs::{Listing, Service, Task};
 
-/// This many stopped tasks of a service's current deployment since the wait began end it.
-pub const STOPS_TO_FAIL: usize = 3;
+/// This many stopped tasks of a service's current deployment since the wait began end it. One
+/// fewer than the deployment circuit breaker's smallest threshold (3 failed tasks; ECS developer
+/// guide, "deployment circuit breaker"): the wait fails with the tasks' stopped reasons while
+/// CloudFormation still waits on the service, before the breaker's generic message can.
+pub const STOPS_TO_FAIL: usize = 2;
 
 /// DescribeTasks takes at most 100 tasks.
 const DESCRIBE_TASKS_LIMIT: usize = 100;
@@ -183,8 +186,11 @@ impl Seen {
         }
     }
 
-    pub fn judge(&self, service: &Service) -> ServiceState {
+    /// `expected`: the task definitions the wait was given; a service whose current deployment runs
+    /// an older revision of one of them has not started the deployment the wait is for.
+    pub fn judge(&self, service: &Service, expected: &[String]) -> ServiceState {
         let primary = service.primary();
+        let awaited = primary.and_then(|p| awaited_revision(&p.task_definition, expected));
         let live = self.live_tasks(service);
         let health: Vec<TaskHealth> = live.iter().map(|task| self.task_health(task)).collect();
         let healthy = health.iter().filter(|h| **h == TaskHealth::Healthy).count();
@@ -217,6 +223,9 @@ impl Seen {
         if service.desired == 0 {
             notes.push("desired count 0".to_owned());
         }
+        if let Some(revision) = awaited {
+            notes.push(format!("deployment of {revision} not started yet"));
+        }
 
         let failing = |why: String| Verdict::Failing {
             why,
@@ -232,7 +241,8 @@ impl Seen {
             failing(format!("its deployment {} failed: {reason}", deployment.id))
         } else if current_stops >= STOPS_TO_FAIL {
             failing(format!("{current_stops} tasks of its current deployment stopped since the wait began"))
-        } else if service.deployments.len() == 1
+        } else if awaited.is_none()
+            && service.deployments.len() == 1
             && matches!(rollout, None | Some("COMPLETED"))
             && service.desired > 0
             && service.running == service.desired
@@ -265,7 +275,12 @@ impl Seen {
 
     fn most_needed_call(&self, services: &[Service], states: &[ServiceState]) -> Option<TaskCall> {
         let unexplained = states.iter().any(|s| matches!(s.verdict, Verdict::Failing { explained: false, .. }));
-        if unexplained && !self.stopped_listed {
+        // A deployment's first failed task is looked up at once, so that the reason is at hand
+        // when enough have stopped to fail: before the circuit breaker's own message.
+        let failures_unseen = services.iter().any(|service| {
+            service.primary().is_some_and(|p| p.failed_tasks > 0 && self.stopped_tasks(&service.name, &p.id).is_empty())
+        });
+        if (unexplained || failures_unseen) && !self.stopped_listed {
             return Some(TaskCall::List(Listing::Stopped));
         }
         let undescribed = self.undescribed();
@@ -291,6 +306,17 @@ impl Seen {
         watched.truncate(DESCRIBE_TASKS_LIMIT);
         (!watched.is_empty()).then_some(TaskCall::Describe(watched))
     }
+}
+
+/// The revision in `expected` of the same family as `running`, when `running` is not it: the
+/// deployment the wait is for has not started yet (CloudFormation updates the service after the
+/// wait began).
+fn awaited_revision<'a>(running: &str, expected: &'a [String]) -> Option<&'a str> {
+    let family = |arn: &str| arn.rsplit('/').next().and_then(|rest| rest.split(':').next()).map(str::to_owned);
+    let running_family = family(running)?;
+    let wanted = expected.iter().find(|arn| family(arn).as_deref() == Some(running_family.as_str()))?;
+    let short = |arn: &'a str| arn.rsplit('/').next().unwrap_or(arn);
+    (short(wanted) != running.rsplit('/').next().unwrap_or(running)).then(|| short(wanted))
 }
 
 /// `mysql: Essential container in task exited (container mysql, exit 1)`, once per distinct text,
@@ -343,6 +369,7 @@ mod tests {
             deployments: vec![Deployment {
                 id: format!("ecs-svc/{name}"),
                 status: "PRIMARY".into(),
+                task_definition: format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{name}:1"),
                 rollout_state: Some(rollout.into()),
                 rollout_reason: None,
                 failed_tasks: 0,
@@ -388,8 +415,8 @@ mod tests {
             "arn:aws:ecs:us-east-1:123456789012:task-definition/app:1".into(),
             vec!["app".into()],
         );
-        let app = seen.judge(&service("app", 2, 2, "COMPLETED"));
-        let mysql = seen.judge(&service("mysql", 1, 1, "COMPLETED"));
+        let app = seen.judge(&service("app", 2, 2, "COMPLETED"), &[]);
+        let mysql = seen.judge(&service("mysql", 1, 1, "COMPLETED"), &[]);
         assert_eq!(format!("{app}; {mysql}"), "app 2/2 running, 1 healthy; mysql 1/1 running, healthy");
         assert_eq!(app.verdict, Verdict::Waiting);
         assert_eq!(mysql.verdict, Verdict::Healthy);
@@ -398,7 +425,7 @@ mod tests {
     #[test]
     fn counts_alone_are_not_healthy_until_the_tasks_are_seen() {
         let seen = seen_with(Vec::new());
-        let mysql = seen.judge(&service("mysql", 1, 1, "COMPLETED"));
+        let mysql = seen.judge(&service("mysql", 1, 1, "COMPLETED"), &[]);
         assert_eq!(mysql.verdict, Verdict::Waiting);
         assert_eq!(mysql.to_string(), "mysql 1/1 running");
     }
@@ -407,25 +434,25 @@ mod tests {
     fn unknown_health_needs_the_task_definition_and_without_checks_is_healthy() {
         let mut seen = seen_with(vec![task("app", "a1", "RUNNING", Some("UNKNOWN"), "UNKNOWN")]);
         let app = service("app", 1, 1, "COMPLETED");
-        let states = vec![seen.judge(&app)];
+        let states = vec![seen.judge(&app, &[])];
         let call = seen.choose_call(std::slice::from_ref(&app), &states);
         let definition = "arn:aws:ecs:us-east-1:123456789012:task-definition/app:1";
         assert_eq!(call, Some(TaskCall::DescribeDefinition(definition.into())));
         seen.record_health_checks(definition.into(), Vec::new());
-        assert_eq!(seen.judge(&app).verdict, Verdict::Healthy, "no container defines a health check");
+        assert_eq!(seen.judge(&app, &[]).verdict, Verdict::Healthy, "no container defines a health check");
     }
 
     #[test]
     fn a_second_deployment_or_a_rollout_in_progress_is_not_healthy() {
         let seen = seen_with(vec![task("app", "a1", "RUNNING", Some("HEALTHY"), "HEALTHY")]);
         let mut app = service("app", 1, 1, "IN_PROGRESS");
-        assert_eq!(seen.judge(&app).verdict, Verdict::Waiting);
+        assert_eq!(seen.judge(&app, &[]).verdict, Verdict::Waiting);
         app.deployments[0].rollout_state = Some("COMPLETED".into());
         let mut old = app.deployments[0].clone();
         old.id = "ecs-svc/old".into();
         old.status = "ACTIVE".into();
         app.deployments.push(old);
-        let state = seen.judge(&app);
+        let state = seen.judge(&app, &[]);
         assert_eq!(state.verdict, Verdict::Waiting);
         assert_eq!(state.to_string(), "app 1/1 running, 1 healthy (2 deployments)");
     }
@@ -440,7 +467,7 @@ mod tests {
             task
         };
         let seen = seen_with(vec![stopped("m1", 1), stopped("m2", 1), stopped("m3", 137)]);
-        let state = seen.judge(&service("mysql", 0, 1, "IN_PROGRESS"));
+        let state = seen.judge(&service("mysql", 0, 1, "IN_PROGRESS"), &[]);
         assert!(matches!(&state.verdict, Verdict::Failing { explained: true, why } if why.contains("3 tasks")));
         assert_eq!(
             state.stopped,
@@ -456,7 +483,7 @@ mod tests {
         let mut old = task("mysql", "m0", "STOPPED", None, "UNKNOWN");
         old.stopped_at = Some(SystemTime::now() - Duration::from_secs(3600));
         let seen = seen_with(vec![old]);
-        assert!(seen.judge(&service("mysql", 0, 1, "IN_PROGRESS")).stopped.is_empty());
+        assert!(seen.judge(&service("mysql", 0, 1, "IN_PROGRESS"), &[]).stopped.is_empty());
     }
 
     #[test]
@@ -464,21 +491,49 @@ mod tests {
         let mut seen = seen_with(Vec::new());
         let mut mysql = service("mysql", 0, 1, "FAILED");
         mysql.deployments[0].rollout_reason = Some("ECS deployment circuit breaker: tasks failed to start.".into());
-        let states = vec![seen.judge(&mysql)];
+        let states = vec![seen.judge(&mysql, &[])];
         assert!(matches!(states[0].verdict, Verdict::Failing { explained: false, .. }));
         assert_eq!(seen.choose_call(std::slice::from_ref(&mysql), &states), Some(TaskCall::List(Listing::Stopped)));
         seen.record_listing(Listing::Stopped, Vec::new());
-        assert!(matches!(seen.judge(&mysql).verdict, Verdict::Failing { explained: true, .. }), "nothing to quote");
+        assert!(
+            matches!(seen.judge(&mysql, &[]).verdict, Verdict::Failing { explained: true, .. }),
+            "nothing to quote"
+        );
     }
 
     #[test]
     fn listing_alternates_with_other_calls_when_ecs_lists_fewer_tasks_than_it_counts() {
         let mut seen = seen_with(vec![task("mysql", "m1", "RUNNING", None, "HEALTHY")]);
         let services = [service("app", 1, 1, "COMPLETED"), service("mysql", 1, 1, "COMPLETED")];
-        let states: Vec<_> = services.iter().map(|s| seen.judge(s)).collect();
+        let states: Vec<_> = services.iter().map(|s| seen.judge(s, &[])).collect();
         assert_eq!(seen.choose_call(&services, &states), Some(TaskCall::List(Listing::Running)));
         seen.record_listing(Listing::Running, Vec::new());
         assert!(matches!(seen.choose_call(&services, &states), Some(TaskCall::Describe(_))));
         assert_eq!(seen.choose_call(&services, &states), Some(TaskCall::List(Listing::Running)));
+    }
+
+    #[test]
+    fn a_service_still_on_an_older_revision_waits_for_the_deployment_of_the_new_one() {
+        let seen = seen_with(vec![task("app", "a1", "RUNNING", Some("HEALTHY"), "HEALTHY")]);
+        let app = service("app", 1, 1, "COMPLETED");
+        let new = "arn:aws:ecs:us-east-1:123456789012:task-definition/app:2".to_owned();
+        let other = "arn:aws:ecs:us-east-1:123456789012:task-definition/mysql:9".to_owned();
+        let state = seen.judge(&app, &[new, other.clone()]);
+        assert_eq!(state.verdict, Verdict::Waiting);
+        assert_eq!(state.to_string(), "app 1/1 running, 1 healthy (deployment of app:2 not started yet)");
+        assert_eq!(seen.judge(&app, &[other]).verdict, Verdict::Healthy, "another family's revision is no concern");
+    }
+
+    #[test]
+    fn two_stopped_tasks_fail_before_the_circuit_breakers_smallest_threshold_of_three() {
+        let stopped = |id: &str| {
+            let mut task = task("app", id, "STOPPED", None, "UNKNOWN");
+            task.stopped_reason = Some("Essential container in task exited".into());
+            task.stopped_at = Some(SystemTime::now());
+            task
+        };
+        let seen = seen_with(vec![stopped("a1"), stopped("a2")]);
+        let state = seen.judge(&service("app", 0, 1, "IN_PROGRESS"), &[]);
+        assert!(matches!(&state.verdict, Verdict::Failing { explained: true, why } if why.contains("2 tasks")));
     }
 }

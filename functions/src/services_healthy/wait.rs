@@ -22,6 +22,12 @@ pub struct WaitRequest {
     pub deadline: Instant,
     /// The wait ends with [`WaitEnd::HandOff`] rather than start a poll after this.
     pub hand_off_at: Option<Instant>,
+    /// The task definitions the services must run: a service still on an older revision of one
+    /// of them has not started the deployment waited for.
+    pub task_definitions: Vec<String>,
+    /// How long after `started_at` a service may not exist yet (CloudFormation creates it beside
+    /// the wait) before the wait fails; zero fails at once.
+    pub missing_grace: Duration,
 }
 
 impl WaitRequest {
@@ -65,12 +71,30 @@ impl WaitRequest {
             started_at,
             deadline: Instant::now() + left,
             hand_off_at: None,
+            task_definitions: Vec::new(),
+            missing_grace: Duration::ZERO,
         })
     }
 
     pub fn with_hand_off_at(mut self, at: Instant) -> Self {
         self.hand_off_at = Some(at);
         self
+    }
+
+    pub fn with_task_definitions(mut self, task_definitions: &[String]) -> Self {
+        self.task_definitions =
+            task_definitions.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
+        self
+    }
+
+    pub fn with_missing_grace(mut self, grace: Duration) -> Self {
+        self.missing_grace = grace;
+        self
+    }
+
+    /// A missing service is still expected to appear.
+    fn may_be_missing(&self) -> bool {
+        SystemTime::now() < self.started_at + self.missing_grace
     }
 }
 
@@ -139,23 +163,38 @@ pub async fn wait(ecs: &impl EcsView, request: &WaitRequest, mut progress: impl 
 async fn poll(ecs: &impl EcsView, request: &WaitRequest, seen: &mut Seen) -> Result<Vec<ServiceState>, PollError> {
     let cluster = &request.cluster;
     let described = ecs.describe_services(cluster, &request.services).await.map_err(|e| poll_error(cluster, e))?;
-    if !described.missing.is_empty() {
+    let not_yet: Vec<ServiceState> = if request.may_be_missing() {
+        described.missing.iter().map(|(name, _)| not_created_yet(name)).collect()
+    } else {
+        Vec::new()
+    };
+    if !described.missing.is_empty() && not_yet.is_empty() {
         let missing: Vec<String> =
             described.missing.iter().map(|(name, reason)| format!("{name} (ECS: {reason})")).collect();
         return Err(PollError::Final(format!(
-            "no service {} in cluster {cluster}. Check the service names against the cluster's services \
+            "no service {} in cluster {cluster}{}. Check the service names against the cluster's services \
              (aws ecs list-services --cluster {cluster})",
-            missing.join(", ")
+            missing.join(", "),
+            if request.missing_grace.is_zero() {
+                String::new()
+            } else {
+                format!(" within {} of the wait's start", humantime::format_duration(request.missing_grace))
+            }
         )));
     }
     let mut services = described.found;
     services.sort_by_key(|service| request.services.iter().position(|name| *name == service.name));
+    let in_order = |mut states: Vec<ServiceState>| {
+        states.extend(not_yet.iter().cloned());
+        states.sort_by_key(|state| request.services.iter().position(|name| *name == state.name));
+        states
+    };
 
-    let states = judge(seen, &services);
+    let states = judge(seen, &services, &request.task_definitions);
     if failure(&states).is_some() {
-        return Ok(states);
+        return Ok(in_order(states));
     }
-    let Some(call) = seen.choose_call(&services, &states) else { return Ok(states) };
+    let Some(call) = seen.choose_call(&services, &states) else { return Ok(in_order(states)) };
     match call {
         TaskCall::List(listing) => {
             let arns = ecs.list_tasks(cluster, listing).await.map_err(|e| poll_error(cluster, e))?;
@@ -170,11 +209,24 @@ async fn poll(ecs: &impl EcsView, request: &WaitRequest, seen: &mut Seen) -> Res
             seen.record_health_checks(definition, containers);
         }
     }
-    Ok(judge(seen, &services))
+    Ok(in_order(judge(seen, &services, &request.task_definitions)))
 }
 
-fn judge(seen: &Seen, services: &[Service]) -> Vec<ServiceState> {
-    services.iter().map(|service| seen.judge(service)).collect()
+fn judge(seen: &Seen, services: &[Service], expected: &[String]) -> Vec<ServiceState> {
+    services.iter().map(|service| seen.judge(service, expected)).collect()
+}
+
+/// A service CloudFormation has not created yet: waited for within the grace.
+fn not_created_yet(name: &str) -> ServiceState {
+    ServiceState {
+        name: name.to_owned(),
+        running: 0,
+        desired: 0,
+        healthy_tasks: None,
+        notes: vec!["not created yet".to_owned()],
+        stopped: Vec::new(),
+        verdict: super::health::Verdict::Waiting,
+    }
 }
 
 fn poll_error(cluster: &str, error: EcsError) -> PollError {

@@ -37,6 +37,9 @@ pub async fn run(resources: Resources) -> Result<(), lambda_runtime::Error> {
             ),
         };
         let report = answer_event(resources, sender, settings, event.payload, &invocation).await;
+        if let Some(answer) = report.answer {
+            return Ok::<Value, lambda_runtime::Error>(answer);
+        }
         // Returning an error would make Lambda retry an event that has already been answered.
         Ok::<Value, lambda_runtime::Error>(serde_json::json!({
             "status": report.status.map(|s| s.as_str()),

@@ -14,6 +14,56 @@ use crate::response::{self, Answer, Envelope, ResponseSender, Status, MAX_PHYSIC
 /// CloudFormation sends during rollback succeeds without touching anything.
 pub const NEVER_CREATED_PREFIX: &str = "never-created:";
 
+/// Set (to the delegating resource's description) on a request that one function hands to
+/// another to run: that function returns the answer to its caller, which answers
+/// CloudFormation. Such an event carries no ResponseURL: the credential stays with the caller.
+pub const DELEGATED_FIELD: &str = "QaDelegatedBy";
+
+/// The event to hand to another function with [`DELEGATED_FIELD`]: the same request, without the
+/// ResponseURL.
+pub fn delegated_event(event: &Value, by: &str) -> Value {
+    let mut event = event.clone();
+    if let Some(fields) = event.as_object_mut() {
+        fields.remove("ResponseURL");
+        fields.insert(DELEGATED_FIELD.to_owned(), Value::String(by.to_owned()));
+    }
+    event
+}
+
+/// True when this request was handed over by another function, which answers CloudFormation.
+pub fn is_delegated(event: &Value) -> bool {
+    event.get(DELEGATED_FIELD).is_some()
+}
+
+/// Reads the answer a delegated request returned (the response body CloudFormation would have
+/// received) as the delegating handler's result.
+pub fn delegated_result(answer: &Value) -> Result<Outcome, Failure> {
+    let text = |field: &str| answer.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match text("Status").as_str() {
+        "SUCCESS" => {
+            let mut outcome = Outcome::new(text("PhysicalResourceId"));
+            if let Some(data) = answer.get("Data").and_then(Value::as_object) {
+                for (key, value) in data {
+                    outcome = outcome.with_data(key, value.as_str().map_or_else(|| value.to_string(), str::to_owned));
+                }
+            }
+            outcome.no_echo = answer.get("NoEcho").and_then(Value::as_bool).unwrap_or(false);
+            Ok(outcome)
+        }
+        "FAILED" => Err(Failure::new(text("Reason"))),
+        _ => Err(Failure::new(format!("the delegated request returned no answer: {}", short(answer)))),
+    }
+}
+
+fn short(value: &Value) -> String {
+    let mut text = value.to_string();
+    if let Some((cut, _)) = text.char_indices().nth(300) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// How long before the Lambda's deadline the runner gives up on the handler and answers.
@@ -56,6 +106,8 @@ pub struct Report {
     pub delivered: bool,
     /// The handler passed the request on to a new invocation, which answers it.
     pub handed_off: bool,
+    /// For a delegated request: the answer, returned to the function that delegated it.
+    pub answer: Option<Value>,
 }
 
 struct Request {
@@ -85,14 +137,19 @@ fn read_request(event: &Value) -> Result<Request, String> {
         logical_id: text(event, "LogicalResourceId"),
     };
     let response_url = text(event, "ResponseURL");
-    if response_url.is_empty() {
+    if response_url.is_empty() && !is_delegated(event) {
         return Err("the event has no ResponseURL".to_owned());
     }
     let physical_id_on_failure = match text(event, "PhysicalResourceId") {
         id if !id.is_empty() => id,
         _ => never_created_id(&envelope.request_id),
     };
-    let action = match serde_json::from_value(event.clone()) {
+    let mut parsed = event.clone();
+    if let (Some(fields), true) = (parsed.as_object_mut(), response_url.is_empty()) {
+        // A delegated request has no ResponseURL; the request type still needs the field.
+        fields.insert("ResponseURL".to_owned(), Value::String(String::new()));
+    }
+    let action = match serde_json::from_value(parsed) {
         Ok(CloudFormationCustomResourceRequest::Create(create)) => {
             Ok(Action::Create { properties: create.resource_properties })
         }
@@ -139,7 +196,7 @@ pub async fn answer_event(
                 outcome = "not answered",
                 "{problem}: this is not a CloudFormation custom-resource request, so there is no one to answer"
             );
-            return Report { status: None, delivered: false, handed_off: false };
+            return Report { status: None, delivered: false, handed_off: false, answer: None };
         }
     };
 
@@ -150,9 +207,19 @@ pub async fn answer_event(
             duration_ms = started.elapsed().as_millis() as u64,
             "handed the request on to a new invocation, which answers it"
         );
-        return Report { status: None, delivered: false, handed_off: true };
+        return Report { status: None, delivered: false, handed_off: true, answer: None };
     };
     let body = response::body(&request.envelope, &answer, &invocation.log_pointer);
+    if is_delegated(&event) {
+        tracing::info!(
+            request_type = %request.request_type, logical_id = %request.envelope.logical_id,
+            resource_type = %request.resource_type, outcome = answer.status.as_str(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            delegated_by = %text(&event, DELEGATED_FIELD), "returned the answer to the function that delegated it"
+        );
+        let returned = serde_json::from_slice(&body).ok();
+        return Report { status: Some(answer.status), delivered: true, handed_off: false, answer: returned };
+    }
     let budget = deadline.saturating_duration_since(Instant::now()).saturating_sub(Duration::from_secs(1));
     let delivery = sender.send(&request.response_url, body, budget.max(Duration::from_secs(1))).await;
 
@@ -173,7 +240,7 @@ pub async fn answer_event(
             "could not deliver the answer to CloudFormation: {}; the stack waits for its ServiceTimeout", error.message
         ),
     }
-    Report { status: Some(answer.status), delivered: delivery.is_ok(), handed_off: false }
+    Report { status: Some(answer.status), delivered: delivery.is_ok(), handed_off: false, answer: None }
 }
 
 /// The answer to send; `None` when the handler handed the request on to a new invocation.
@@ -399,7 +466,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn handler_past_the_deadline_less_the_margin_is_answered_failed_once() {
         let (report, bodies) = answer(event("Create", ""), 4).await;
-        assert_eq!(report, Report { status: Some(Status::Failed), delivered: true, handed_off: false });
+        assert_eq!(report, Report { status: Some(Status::Failed), delivered: true, handed_off: false, answer: None });
         assert_eq!(bodies.len(), 1);
         assert!(bodies[0]["Reason"].as_str().unwrap().contains("Custom::Sleeper Nap: did not finish within 1 s"));
         assert_eq!(bodies[0]["PhysicalResourceId"], "never-created:request");
@@ -434,7 +501,7 @@ mod tests {
         let mut event = event("Create", "");
         event.as_object_mut().unwrap().remove("ResponseURL");
         let (report, bodies) = answer(event, 30).await;
-        assert_eq!(report, Report { status: None, delivered: false, handed_off: false });
+        assert_eq!(report, Report { status: None, delivered: false, handed_off: false, answer: None });
         assert!(bodies.is_empty());
     }
 
@@ -443,7 +510,7 @@ mod tests {
         let mut create = event("Create", "");
         create["ResourceType"] = json!("Custom::Relay");
         let (report, bodies) = answer(create, 30).await;
-        assert_eq!(report, Report { status: None, delivered: false, handed_off: true });
+        assert_eq!(report, Report { status: None, delivered: false, handed_off: true, answer: None });
         assert!(bodies.is_empty(), "this invocation must not answer: {bodies:?}");
     }
 
@@ -454,8 +521,27 @@ mod tests {
         update["OldResourceProperties"] = json!({});
         update["ContinuedSince"] = json!("2026-11-25T10:00:00Z");
         let (report, bodies) = answer(update, 30).await;
-        assert_eq!(report, Report { status: Some(Status::Success), delivered: true, handed_off: false });
+        assert_eq!(report, Report { status: Some(Status::Success), delivered: true, handed_off: false, answer: None });
         assert_eq!(bodies.len(), 1);
         assert_eq!(bodies[0]["PhysicalResourceId"], "relayed");
+    }
+
+    #[tokio::test]
+    async fn delegated_request_returns_its_answer_instead_of_sending_it() {
+        let mut update = delegated_event(&event("Update", "relayed"), "Custom::Relay Nap on the controller");
+        update["ResourceType"] = json!("Custom::Relay");
+        update["OldResourceProperties"] = json!({});
+        let (report, bodies) = answer(update, 30).await;
+        assert!(bodies.is_empty(), "nothing is sent: the delegating function answers CloudFormation");
+        let answer = report.answer.expect("the answer is returned");
+        assert_eq!(answer["Status"], "SUCCESS");
+        assert_eq!(delegated_result(&answer).unwrap().physical_id, "relayed");
+    }
+
+    #[test]
+    fn a_delegated_failure_keeps_its_reason() {
+        let answer = json!({"Status": "FAILED", "Reason": "Custom::SeedAuthorities Seed: broken.yml", "PhysicalResourceId": "x"});
+        assert_eq!(delegated_result(&answer).unwrap_err().reason, "Custom::SeedAuthorities Seed: broken.yml");
+        assert!(delegated_result(&json!({"errorMessage": "boom"})).is_err());
     }
 }

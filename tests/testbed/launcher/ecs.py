@@ -2,11 +2,16 @@
 
 moto's services count their tasks running from the start and never change. Here a service
 has deployments, and a scheduler runs each deployment's tasks:
-- A task starts PENDING and is RUNNING after ``TASK_START_SECONDS`` (scaled), unless the
+- A task starts PENDING and is RUNNING after ``TASK_START_SECONDS``, unless the
   faults file (``$QA_TESTBED_ECS_FAULTS``, JSON: task definition family or container name ->
   ``{"stoppedReason", "reason", "exitCode"}``) says its essential container exits: then it
   STOPS with that reason and exit code, counts as a failed task of its deployment, and the
-  scheduler starts another, as ECS retries failing tasks.
+  scheduler starts another, as ECS retries failing tasks: "with back-off up to 27 min"
+  (REFERENCE.md, "ECS health"; ECS documents the cap, not the curve: the bed doubles from
+  ``RETRY_BACKOFF_SECONDS``).
+- ECS's clock is ``QA_TESTBED_ECS_TIME_SCALE`` (default: the bed's scale). The health wait
+  polls ECS on its own, real clock, so a bed that tests the race between the wait and the
+  circuit breaker keeps ECS near AWS's pace.
 - The deployment circuit breaker (when the service enables it) fails a deployment after
   ``threshold`` failed tasks: 0.5 x desired, at least 3, at most 200 (ECS developer guide,
   "deployment circuit breaker"); with rollback the previous deployment is primary again.
@@ -35,8 +40,11 @@ from . import timing
 log = logging.getLogger("moto_launcher.ecs")
 
 FAULTS_FILE = os.environ.get("QA_TESTBED_ECS_FAULTS", "")
+SCALE = float(os.environ.get("QA_TESTBED_ECS_TIME_SCALE", timing.SCALE))
 # Pulling an image and starting its containers: about half a minute on AWS.
 TASK_START_SECONDS = 30
+RETRY_BACKOFF_SECONDS = 15
+RETRY_BACKOFF_CAP_SECONDS = 27 * 60
 TICK_SECONDS = 0.05
 LOCK = threading.RLock()
 SERVICES = []
@@ -102,6 +110,7 @@ def create_service(self, cluster_str, service_name, desired_count, task_definiti
         service.qa_circuit_breaker = False
         service.qa_rollback = False
         service.qa_failed_deployments = set()
+        service.qa_next_launch = {}
         service.running_count, service.pending_count = 0, 0
         service.deployments = [new_deployment(service, service.task_definition)] if service.task_definition else []
         SERVICES.append(service)
@@ -166,7 +175,7 @@ def stop(task, reason, fault):
         container.last_status = "STOPPED"
         if fault:
             container.exit_code = container.exitCode = fault.get("exitCode", 1)
-            container.reason = fault.get("reason")
+            container.reason = fault.get("reason") or None
             container.health_status = "UNHEALTHY"
 
 
@@ -183,7 +192,7 @@ def launch(service, deployment):
         group=f"service:{service.name}",
     )[0]
     task.last_status = "PENDING"
-    task.qa_ready_at = time.monotonic() + timing.scaled(TASK_START_SECONDS)
+    task.qa_ready_at = time.monotonic() + TASK_START_SECONDS * SCALE
     for container in task.containers:
         container.last_status = "PENDING"
 
@@ -202,14 +211,17 @@ def advance(service):
                 if fault:
                     stop(task, fault.get("stoppedReason", "Essential container in task exited"), fault)
                     deployment["failedTasks"] += 1
+                    backoff = min(RETRY_BACKOFF_CAP_SECONDS, RETRY_BACKOFF_SECONDS * 2 ** (deployment["failedTasks"] - 1))
+                    service.qa_next_launch[deployment["id"]] = time.monotonic() + backoff * SCALE
                 else:
                     task.last_status = "RUNNING"
                     for container in task.containers:
                         container.last_status = "RUNNING"
     if primary["rolloutState"] == "IN_PROGRESS":
         live = [t for t in tasks_of(service, primary) if t.last_status in ("PENDING", "RUNNING")]
-        for _ in range(service.desired_count - len(live)):
-            launch(service, primary)
+        if time.monotonic() >= service.qa_next_launch.get(primary["id"], 0):
+            for _ in range(service.desired_count - len(live)):
+                launch(service, primary)
         if service.qa_circuit_breaker and primary["failedTasks"] >= circuit_breaker_threshold(service.desired_count):
             primary["rolloutState"] = "FAILED"
             primary["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."

@@ -54,14 +54,23 @@ pub struct Lifecycle {
     started: Instant,
     vpc: String,
     subnets: Vec<String>,
+    /// The VPC's main route table, which serves the subnets (no NAT, no S3 endpoint: the
+    /// service stack creates the S3 gateway endpoint on it, as the README says).
+    route_table: String,
 }
 
 impl Lifecycle {
     pub async fn start(function_binary: &Path, authorities: &Path) -> Lifecycle {
         let started = Instant::now();
         let bed = StackBed::start(function_binary).await;
-        let lifecycle =
-            Lifecycle { bed, authorities: authorities.to_path_buf(), started, vpc: String::new(), subnets: Vec::new() };
+        let lifecycle = Lifecycle {
+            bed,
+            authorities: authorities.to_path_buf(),
+            started,
+            vpc: String::new(),
+            subnets: Vec::new(),
+            route_table: String::new(),
+        };
         lifecycle.say(&format!(
             "moto on {} (launched by tests/testbed/moto_launcher.py); the function under the runtime emulator; \
              logs in {} (kept if a step fails)",
@@ -110,7 +119,23 @@ impl Lifecycle {
                 .await?;
             self.subnets.push(subnet["Subnet"]["SubnetId"].as_str().unwrap_or_default().to_owned());
         }
-        self.say(&format!("the network: {} with subnets {}", self.vpc, self.subnets.join(", ")));
+        let tables = self
+            .bed
+            .aws(&[
+                "ec2",
+                "describe-route-tables",
+                "--filters",
+                &format!("Name=vpc-id,Values={}", self.vpc),
+                "Name=association.main,Values=true",
+            ])
+            .await?;
+        self.route_table = tables["RouteTables"][0]["RouteTableId"].as_str().unwrap_or_default().to_owned();
+        self.say(&format!(
+            "the network: {} with subnets {} (main route table {})",
+            self.vpc,
+            self.subnets.join(", "),
+            self.route_table
+        ));
         Ok(())
     }
 
@@ -184,7 +209,12 @@ impl Lifecycle {
 
     /// Step 4 of the README: the service stack.
     pub async fn create_service(&self, stack: &str) -> Result<Settled, String> {
-        let parameters = self.service_parameters(stack, &[]);
+        self.create_service_with(stack, &[]).await
+    }
+
+    /// Step 4 with some parameters changed, such as no S3 endpoint for the seeding function.
+    pub async fn create_service_with(&self, stack: &str, changes: &[(&str, &str)]) -> Result<Settled, String> {
+        let parameters = self.service_parameters(stack, changes);
         self.create_stack(stack, "aws-deploy.yaml", &parameters, &["--capabilities", "CAPABILITY_IAM"]).await
     }
 
@@ -195,6 +225,7 @@ impl Lifecycle {
             ("LambdaCodeBucket", BUCKET),
             ("LambdaCodeKey", LAMBDA_CODE_KEY),
             ("LambdaArchitecture", "x86_64"),
+            ("S3EndpointRouteTableIds", &self.route_table),
         ];
         values.extend_from_slice(changes);
         self.bed.parameters_file("deploy.env.example", &format!("{stack}.env"), &values)

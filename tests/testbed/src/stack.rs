@@ -55,7 +55,7 @@ impl StackBed {
         let endpoint = format!("http://127.0.0.1:{moto_port}");
         let mut options = FunctionOptions::new(function_binary)
             .timeout(Duration::from_secs(300))
-            .instances(3)
+            .instances(4)
             .env("AUTHORITIES_MOUNT_PATH", mount.to_str().expect("a UTF-8 path"));
         for (key, value) in client_env(&endpoint) {
             options = options.env(key, &value);

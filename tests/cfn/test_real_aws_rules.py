@@ -1,0 +1,146 @@
+"""AWS rules the emulator does not enforce that Guard cannot express (dependency paths, memory
+arithmetic), checked on the templates themselves. The Guard ones are in rules/real_aws.guard."""
+
+import json
+import math
+import os
+
+import yaml
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+class TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !GetAtt, !Sub ...) as their long forms."""
+
+
+def _intrinsic(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load(name):
+    with open(os.path.join(ROOT, "cfn", name)) as file:
+        return yaml.load(file, Loader=TemplateLoader)
+
+
+def references(node, found=None):
+    found = set() if found is None else found
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found.update(p.split("}")[0].split(".")[0] for p in text.split("${")[1:])
+            references(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            references(item, found)
+    return found
+
+
+def dependencies(template, name):
+    """Everything `name` waits for before CloudFormation creates it (DependsOn, Ref, GetAtt, Sub)."""
+    resources = template["Resources"]
+    seen, pending = set(), [name]
+    while pending:
+        definition = resources[pending.pop()]
+        depends_on = definition.get("DependsOn", [])
+        direct = set([depends_on] if isinstance(depends_on, str) else depends_on)
+        direct |= references(definition.get("Properties", {})) | references(definition.get("Metadata", {}))
+        for found in (direct & resources.keys()) - seen:
+            seen.add(found)
+            pending.append(found)
+    return seen
+
+
+DEPLOY = load("aws-deploy.yaml")
+RESOURCES = DEPLOY["Resources"]
+
+
+def of_type(resource_type):
+    return [name for name, d in RESOURCES.items() if d["Type"] == resource_type]
+
+
+def test_health_waits_run_beside_the_services_not_after_them():
+    # CloudFormation completes an ECS service only once it is stable (hours on failing tasks:
+    # cloudformation-coverage-roadmap #150): a wait that depends on a service never fails fast.
+    services = set(of_type("AWS::ECS::Service"))
+    waits = of_type("Custom::ServicesHealthy")
+    assert waits, "the template has health waits"
+    for wait in waits:
+        assert not dependencies(DEPLOY, wait) & services, f"{wait} waits for {dependencies(DEPLOY, wait) & services}"
+        assert all(isinstance(s, dict) and "Fn::Sub" in s for s in RESOURCES[wait]["Properties"]["Services"]), wait
+        assert "MissingServiceGrace" in RESOURCES[wait]["Properties"], f"{wait} waits for services not created yet"
+    for service in services:
+        name = RESOURCES[service]["Properties"].get("ServiceName")
+        assert name, f"{service} has a fixed name, which the waits use"
+
+
+def test_the_app_starts_only_after_a_healthy_database():
+    # The services-stable rule (running == desired) ignores health checks (ECS health, REFERENCE.md).
+    gate = RESOURCES["DatabaseHealthy"]["Properties"]
+    assert gate["Services"] == [{"Fn::Sub": "${AWS::StackName}-mysql"}]
+    assert "DatabaseHealthy" in dependencies(DEPLOY, "AppService")
+
+
+# Installed memory; ECS registers less ("Reserving Amazon ECS Linux container instance memory":
+# an m4.large's 8 GiB is not 8192 MiB for tasks). 90% is the margin the sizing note assumes.
+INSTALLED_MIB = {"m5.large": 8192}
+REGISTERED_SHARE = 0.9
+
+
+def test_a_rolling_deployment_fits_the_default_instances():
+    # Task memory is the placement reservation; MaximumPercent 200 runs old and new tasks at once.
+    parameters = DEPLOY["Parameters"]
+    capacity = INSTALLED_MIB[parameters["InstanceType"]["Default"]] * REGISTERED_SHARE * parameters["InstanceCount"]["Default"]
+    peak = 0
+    for service in of_type("AWS::ECS::Service"):
+        properties = RESOURCES[service]["Properties"]
+        task = RESOURCES[properties["TaskDefinition"]["Ref"]]["Properties"]
+        desired = properties["DesiredCount"]
+        desired = parameters[desired["Ref"]]["Default"] if isinstance(desired, dict) else desired
+        maximum = properties["DeploymentConfiguration"]["MaximumPercent"]
+        peak += int(task["Memory"]) * math.ceil(desired * maximum / 100)
+    assert peak <= capacity, f"the deployment peak needs {peak} MiB, the default instances register about {capacity:.0f}"
+
+
+def test_every_in_vpc_function_reaches_s3_and_never_answers_cloudformation_itself():
+    # Lambda network interfaces never get public IPs (crhelper #34): an in-VPC function reaches
+    # S3 and the response URL only through NAT or an endpoint. The seeding function runs the seed;
+    # the function outside the VPC checks its routes and answers CloudFormation.
+    in_vpc = [n for n in of_type("AWS::Lambda::Function") if "VpcConfig" in RESOURCES[n]["Properties"]]
+    assert in_vpc
+    for name, definition in RESOURCES.items():
+        token = definition.get("Properties", {}).get("ServiceToken") if definition["Type"].startswith("Custom::") else None
+        if token:
+            assert references(token).isdisjoint(in_vpc), f"{name} is answered from inside the VPC"
+    seed = RESOURCES["SeedAuthorities"]
+    assert references(seed["Properties"]["WorkerFunction"]) == set(in_vpc)
+    assert "S3GatewayEndpoint" in dependencies(DEPLOY, "SeedAuthorities")
+    endpoint = RESOURCES["S3GatewayEndpoint"]["Properties"]
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    assert references(endpoint["RouteTableIds"]) == {"S3EndpointRouteTableIds"}
+
+
+def test_the_standalone_task_definition_publishes_no_database_port_and_fixes_the_app_settings():
+    with open(os.path.join(ROOT, "cfn", "task-definition.json")) as file:
+        containers = {c["name"]: c for c in json.load(file)["containerDefinitions"]}
+    assert "portMappings" not in containers["qa-mariadb"], "links need no port mapping; none is published"
+    environment = {e["name"]: e["value"] for e in containers["qa-server-app"]["environment"]}
+    assert environment == {"ENABLE_CORS_HEADERS": "true", "RAILS_SERVE_STATIC_FILES": "true", "RAILS_LOG_TO_STDOUT": "true"}
