@@ -83,6 +83,39 @@ async fn an_update_with_a_new_source_version_copies_only_the_changed_file() {
     );
 }
 
+/// A new app image is a new task definition revision: the health wait's Update waits for that
+/// revision's own deployment, not the old one's healthy tasks.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_with_a_new_image_waits_for_the_new_deployment() {
+    let lifecycle = deployed().await;
+
+    let updated =
+        lifecycle.update_service(SERVICE_STACK, &[("AppImageTag", "v2.0.1")]).await.expect("update-stack runs");
+
+    expect(&updated, "UPDATE_COMPLETE");
+    let healthy = updated.position("ServicesHealthy", "UPDATE_COMPLETE").expect("the wait is updated");
+    let deployed = updated.position("AppService", "UPDATE_COMPLETE").expect("the app service is updated");
+    assert!(healthy > deployed, "the wait ends after the new deployment is stable: {:#?}", updated.events);
+    assert!(!updated.has("DatabaseHealthy", "UPDATE_IN_PROGRESS"), "the database's task definition is unchanged");
+    let outputs = lifecycle.bed.outputs(SERVICE_STACK).await.expect("describe-stacks");
+    let output = |key: &str| outputs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+    let services = lifecycle
+        .bed
+        .aws(&[
+            "ecs",
+            "describe-services",
+            "--cluster",
+            &output("ClusterName"),
+            "--services",
+            &output("AppServiceName"),
+        ])
+        .await
+        .expect("describe-services");
+    let deployments = services["services"][0]["deployments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(deployments.len(), 1, "one deployment left: {deployments:?}");
+    assert!(deployments[0]["taskDefinition"].as_str().unwrap_or_default().ends_with(":2"), "{deployments:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_public_env_bucket_fails_the_creation_with_our_reason_and_the_rollback_completes() {
     let lifecycle = prepared().await;
@@ -203,7 +236,6 @@ async fn deletion_completes_and_the_authorities_remain() {
         ("AppService", "DatabaseHealthy"),
         ("ServicesHealthy", "SeedAuthorities"),
         ("AppService", "SeedAuthorities"),
-        ("AppService", "MysqlService"),
         ("MysqlService", "EnvFileCheck"),
         ("SeedAuthorities", "SeedFunction"),
         ("EnvFileCheck", "CheckAndWaitFunction"),

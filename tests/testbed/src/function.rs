@@ -85,11 +85,10 @@ impl LambdaFunction {
         for (key, value) in &options.env {
             command.env(key, value);
         }
+        // One log for all instances, in the order things happened.
+        let log_path = log_dir.join("function.log");
         let instances = (0..options.instances)
-            .map(|n| {
-                let name = if n == 0 { "function".to_owned() } else { format!("function-{}", n + 1) };
-                Guarded::spawn(&name, &mut command, log_dir)
-            })
+            .map(|n| Guarded::spawn_appending(&format!("function-{}", n + 1), &mut command, &log_path))
             .collect();
         LambdaFunction {
             invoke_url: format!("{emulator_url}/2015-03-31/functions/_/invocations"),
@@ -117,8 +116,8 @@ impl LambdaFunction {
         &self.invoke_url
     }
 
-    /// Everything the function has logged so far (each instance's log in turn).
+    /// Everything the function's instances have logged so far, in order.
     pub fn logs(&self) -> String {
-        self.instances.iter().map(Guarded::log).collect()
+        self.instances.first().map(Guarded::log).unwrap_or_default()
     }
 }

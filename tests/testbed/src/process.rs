@@ -47,6 +47,17 @@ impl Guarded {
     pub fn spawn(name: &str, command: &mut Command, log_dir: &Path) -> Guarded {
         let log_path = log_dir.join(format!("{name}.log"));
         let log = File::create(&log_path).expect("the log file can be created");
+        Self::spawn_into(name, command, log, log_path)
+    }
+
+    /// Several processes appending to one log, which then reads in the order things happened.
+    pub fn spawn_appending(name: &str, command: &mut Command, log_path: &Path) -> Guarded {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("the log file can be opened");
+        Self::spawn_into(name, command, log, log_path.to_path_buf())
+    }
+
+    fn spawn_into(name: &str, command: &mut Command, log: File, log_path: PathBuf) -> Guarded {
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("the log file handle clones"))

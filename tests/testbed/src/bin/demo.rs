@@ -70,7 +70,10 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
     summary.record(lifecycle, "prerequisites created", "CREATE_COMPLETE", &prerequisites, since)?;
     lifecycle.upload().await?;
 
-    heading("2-3. The service stack: the env check, the seed and the health wait answered by the real function");
+    heading(
+        "2-3. The service stack: the env check, the seed (checked and answered outside the VPC, run inside it) and \
+         the health waits beside the services, answered by the real function",
+    );
     let since = Instant::now();
     let created = lifecycle.create_service(SERVICE_STACK).await?;
     summary.record(lifecycle, "service created", "CREATE_COMPLETE", &created, since)?;
