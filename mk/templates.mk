@@ -65,7 +65,8 @@ package: $(VENV)/.installed stage-given ## Build the custom-resource Lambda zip 
 
 # $(call cfn-deploy,STACK,TEMPLATE,PARAMETER FILES,EXTRA Key=Value): create or update the
 # stack and wait for it (later files and extras override earlier ones). On failure it
-# prints the stack's failed events, which say why.
+# prints the stack's failed events, which say why, and, only for a stack left in
+# ROLLBACK_COMPLETE, that it must be deleted first.
 define cfn-deploy
 	mapfile -t params < <($(PYTHON) -c 'import json, sys; [print(p["ParameterKey"] + "=" + p["ParameterValue"]) for f in sys.argv[1:] for p in json.load(open(f))]' $(3)) && \
 	$(AWS) cloudformation deploy --stack-name $(1) --template-file $(2) \
@@ -73,7 +74,9 @@ define cfn-deploy
 	  --parameter-overrides "$${params[@]}" $(4) \
 	|| { $(AWS) cloudformation describe-stack-events --stack-name $(1) --max-items 30 --output text \
 	  --query 'StackEvents[?contains(ResourceStatus, `FAILED`)].[Timestamp, LogicalResourceId, ResourceStatusReason]'; \
-	  echo "A stack whose creation rolled back (ROLLBACK_COMPLETE) must be deleted before it is created again."; exit 1; }
+	  if [ "$$($(AWS) cloudformation describe-stacks --stack-name $(1) --query 'Stacks[0].StackStatus' --output text 2>/dev/null)" = ROLLBACK_COMPLETE ]; then \
+	    echo "A stack whose creation rolled back (ROLLBACK_COMPLETE) must be deleted before it is created again."; fi; \
+	  exit 1; }
 endef
 
 deploy-prerequisites: stage-given ## Create or update only the prerequisites stack of STAGE (bucket, EFS) from cfn/prerequisites-STAGE.env

@@ -1,5 +1,6 @@
 //! `qa-deploy`: the custom resources' work from a terminal, with the same code.
 //! The SDK's standard variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) select the account.
+//! Before any work a subcommand checks that it can call AWS at all (see `cli_preflight`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,12 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use qa_lookup_functions::cli_preflight::{self, EcsProbe, IdentityProbe, S3Probe};
 use qa_lookup_functions::seed_authorities::{self, Progress, SeedOptions};
 use qa_lookup_functions::{aws, env_file_check};
 
 #[derive(Parser)]
 #[command(name = "qa-deploy", version, about = "Deploy-time checks and jobs for the QA Authority Lookup Service")]
 struct Cli {
+    /// Show the AWS SDK's own log messages too (-vv: debug); RUST_LOG, when set, decides instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,8 +70,28 @@ struct CheckEnvArgs {
     required_keys: Vec<String>,
 }
 
+/// The SDK configuration, once the preflight found a region and credentials AWS accepts; else
+/// the problem said in one line, and exit status 1.
+async fn aws_ready<P: IdentityProbe>(
+    subcommand: &str,
+    probe: impl FnOnce(&aws_config::SdkConfig) -> P,
+) -> Result<aws_config::SdkConfig, ExitCode> {
+    let config = aws::sdk_config().await;
+    match cli_preflight::preflight(&config, &probe(&config)).await {
+        Ok(()) => Ok(config),
+        Err(problem) => {
+            eprintln!("{}", problem.line(subcommand));
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 async fn check_env(args: CheckEnvArgs) -> ExitCode {
-    let facts = env_file_check::facts::AwsFacts::new(&aws::sdk_config().await);
+    let config = match aws_ready("check-env", S3Probe::new).await {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let facts = env_file_check::facts::AwsFacts::new(&config);
     let properties = env_file_check::Properties {
         bucket: args.bucket,
         key: args.key,
@@ -106,7 +131,11 @@ fn show_progress(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
 }
 
 async fn seed(args: SeedArgs) -> ExitCode {
-    let source = seed_authorities::source::S3Source::new(&aws::sdk_config().await);
+    let config = match aws_ready("seed", S3Probe::new).await {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let source = seed_authorities::source::S3Source::new(&config);
     let options = SeedOptions {
         allow_empty: args.allow_empty,
         max_objects: args.max_objects,
@@ -155,9 +184,26 @@ struct WaitArgs {
     interval: std::time::Duration,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+async fn wait(args: WaitArgs) -> ExitCode {
+    // `wait_in_terminal` loads the configuration again, for ECS; this one only checks it.
+    if let Err(exit) = aws_ready("wait", EcsProbe::new).await {
+        return exit;
+    }
+    qa_lookup_functions::services_healthy::wait_in_terminal(&args.cluster, &args.services, args.timeout, args.interval)
+        .await
+}
+
+/// The shared logging setup reads its filter from `RUST_LOG`; without one the terminal gets
+/// qa-deploy's own messages only, not the SDK's (see `cli_preflight::log_filter`). Set before
+/// any other thread runs.
+fn init_logging(verbose: u8) {
+    if std::env::var_os("RUST_LOG").is_none_or(|filter| filter.is_empty()) {
+        std::env::set_var("RUST_LOG", cli_preflight::log_filter(verbose));
+    }
     cfn_custom_resource::lambda::init_logging();
+}
+
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -166,17 +212,13 @@ async fn main() -> ExitCode {
             return if error.use_stderr() { ExitCode::from(64) } else { ExitCode::SUCCESS };
         }
     };
-    match cli.command {
-        Command::CheckEnv(args) => check_env(args).await,
-        Command::Seed(args) => seed(args).await,
-        Command::Wait(args) => {
-            qa_lookup_functions::services_healthy::wait_in_terminal(
-                &args.cluster,
-                &args.services,
-                args.timeout,
-                args.interval,
-            )
-            .await
+    init_logging(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
+    runtime.block_on(async {
+        match cli.command {
+            Command::CheckEnv(args) => check_env(args).await,
+            Command::Seed(args) => seed(args).await,
+            Command::Wait(args) => wait(args).await,
         }
-    }
+    })
 }
