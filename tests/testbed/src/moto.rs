@@ -40,10 +40,10 @@ impl Moto {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("QA_LAMBDA_INVOKE_URL", invoke_url)
             .env("QA_TESTBED_ECS_FAULTS", ecs_faults)
-            // The health wait polls ECS every 15 s of real time: ECS runs at half AWS's pace here
-            // (a task starts in 15 s), so that the race between the wait and the deployment
+            // The health waits poll ECS every 5 s of real time: ECS runs at a quarter of AWS's pace here
+            // (a task starts in 7.5 s), so that the race between the wait and the deployment
             // circuit breaker is run as on AWS, not decided by the bed's clock.
-            .env("QA_TESTBED_ECS_TIME_SCALE", "0.5")
+            .env("QA_TESTBED_ECS_TIME_SCALE", "0.25")
             .env("MOTO_PORT", port.to_string());
         let mut process = Guarded::spawn("moto", &mut command, log_dir);
         process.wait_for_port(port, Duration::from_secs(60));

@@ -156,7 +156,9 @@ impl StackBed {
             if Instant::now() > deadline {
                 return Err(format!("stack {stack} is still {status} after {within:?}"));
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Each poll runs the AWS CLI twice (a Python start each): often enough to show events as
+            // they come, rarely enough not to starve the stacks under test of CPU.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
         }
     }
 
