@@ -272,6 +272,24 @@ class Operation:
         verdict, reason = judged
         return (COMPLETE, "") if verdict == "stable" else (FAILED, reason)
 
+    def update_native(self, name, definition, properties):
+        """moto's update of one of its resources, then, for an ECS service, its stabilization:
+        (status, reason)."""
+        try:
+            with MOTO_LOCK:
+                changed = parse_and_update_resource(
+                    name, copy.deepcopy(definition), self.map, self.stack.account_id, self.stack.region_name
+                )
+                if changed is not None:
+                    self.map._parsed_resources[name] = changed
+        except Exception as error:
+            log.exception("%s: moto could not update it", name)
+            return FAILED, f"{type(error).__name__}: {error}"
+        if isinstance(changed, EcsService):
+            ecs.configure(changed, properties)
+            return self.wait_stable(changed)
+        return COMPLETE, ""
+
     def create(self, name, action="CREATE"):
         definition = self.resources[name]
         resource_type = definition["Type"]
@@ -467,23 +485,10 @@ def update_stack(stack, template, new_template, new_map, parameters, role_arn, t
             if instance.physical_id != old_id:
                 replaced.append((name, old_id, old_properties))
         else:
-            try:
-                with MOTO_LOCK:
-                    changed = parse_and_update_resource(
-                        name, copy.deepcopy(definition), new_map, stack.account_id, stack.region_name
-                    )
-                    if changed is not None:
-                        new_map._parsed_resources[name] = changed
-            except Exception as error:
-                log.exception("%s: moto could not update it", name)
-                operation.event(name, "UPDATE_FAILED", f"{type(error).__name__}: {error}")
-                return FAILED
-            if isinstance(changed, EcsService):
-                ecs.configure(changed, properties)
-                status, reason = operation.wait_stable(changed)
-                if status != COMPLETE:
-                    operation.event(name, "UPDATE_FAILED", reason if status == FAILED else "Resource update cancelled")
-                    return status
+            status, reason = operation.update_native(name, definition, properties)
+            if status != COMPLETE:
+                operation.event(name, "UPDATE_FAILED", reason if status == FAILED else "Resource update cancelled")
+                return status
         operation.resolved[name] = properties
         operation.event(name, "UPDATE_COMPLETE")
         return COMPLETE
@@ -537,22 +542,10 @@ def update_stack(stack, template, new_template, new_map, parameters, role_arn, t
                 rollback.event(name, "UPDATE_FAILED", reason)
                 return FAILED
         else:
-            try:
-                with MOTO_LOCK:
-                    changed = parse_and_update_resource(
-                        name, copy.deepcopy(definition), old_map, stack.account_id, stack.region_name
-                    )
-                    if changed is not None:
-                        old_map._parsed_resources[name] = changed
-            except Exception as error:
-                rollback.event(name, "UPDATE_FAILED", f"{type(error).__name__}: {error}")
+            status, reason = rollback.update_native(name, definition, resolve(definition, old_map))
+            if status != COMPLETE:
+                rollback.event(name, "UPDATE_FAILED", reason)
                 return FAILED
-            if isinstance(changed, EcsService):
-                ecs.configure(changed, resolve(definition, old_map))
-                status, reason = rollback.wait_stable(changed)
-                if status != COMPLETE:
-                    rollback.event(name, "UPDATE_FAILED", reason)
-                    return FAILED
         rollback.event(name, "UPDATE_COMPLETE")
         return COMPLETE
 
