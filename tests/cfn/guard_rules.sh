@@ -6,15 +6,8 @@
 # without it this check is skipped. Prints "N passed, M failed".
 set -uo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib/guard.bash"
 cd "$ROOT"
-PKG=${GUARD_PACKAGE:-$ROOT/.venv-lint/guard/node_modules/@cdklabs/cdk-validator-cfnguard}
-case $(uname -m) in
-  x86_64 | amd64) ARCH=x86_64 ;;
-  aarch64 | arm64) ARCH=aarch64 ;;
-  *) ARCH=unknown ;;
-esac
-GUARD=${CFN_GUARD:-$PKG/bin/ubuntu/$ARCH/cfn-guard}
 RULES=${GUARD_RULES:-$PKG/rules/control-tower/cfn-guard}
 ACCEPTED=cfn/guard-accepted.txt
 
