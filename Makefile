@@ -26,9 +26,22 @@ $(LINT_VENV)/.installed: requirements-lint.txt
 .PHONY: venv
 venv: $(VENV)/.installed $(LINT_VENV)/.installed ## Install the emulator, cargo-lambda, awscli and the linters into project-local virtualenvs
 
-.PHONY: test
-test: venv check lint test-bed test-rust test-templates ## Everything: checks, template lint, unit and end-to-end tests
+.PHONY: test test-lines test-rust-built test-rust-run test-python-line
+test: ## Everything: checks, template lint, unit and end-to-end tests
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-lines
 	@echo "make test: all passed"
+
+# Two lines side by side, each target's output printed whole when it ends: the Rust line
+# (fmt, clippy, the test build, then the tests, once the emulator is installed) and the Python
+# line (the virtualenvs, template lint, the bed's own tests, the template tests). The compiler
+# keeps the cores busy while pip downloads and the end-to-end tests wait on the bed's clocks.
+test-lines: test-rust-run test-python-line
+test-rust-built:
+	@$(MAKE) --no-print-directory check
+	$(CARGO) test --workspace --all-features --no-run
+test-rust-run: test-rust-built $(VENV)/.installed
+	@$(MAKE) --no-print-directory test-rust
+test-python-line: venv lint test-bed test-templates
 
 .PHONY: demo
 demo: $(VENV)/.installed ## Both stacks on moto, answered by the real Lambda binary: create, update, a failure that rolls back, delete

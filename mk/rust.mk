@@ -16,6 +16,9 @@ test-bed: $(VENV)/.installed ## The test bed's own tests: its CloudFormation aga
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/testbed
 
 .PHONY: test-rust
-test-rust: $(VENV)/.installed ## Unit tests and the end-to-end tests (fault matrix) on moto and the runtime emulator
-	$(CARGO) test --workspace --all-features
+# The end-to-end tests spend most of their time waiting on the bed's clocks, not on a core.
+TEST_THREADS ?= 4
+
+test-rust: $(VENV)/.installed ## Unit tests and the end-to-end tests (tests/end_to_end/) on moto and the runtime emulator
+	$(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
 

@@ -45,7 +45,7 @@ pub struct FileState {
     pub len: u64,
 }
 
-/// The stack lifecycle that `make demo` shows and `tests/stack_lifecycle.rs` checks, step by step,
+/// The stack lifecycle that `make demo` shows and `tests/end_to_end/stack_lifecycle.rs` checks, step by step,
 /// each step printing what it runs and what CloudFormation reports.
 pub struct Lifecycle {
     pub bed: StackBed,
