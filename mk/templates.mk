@@ -24,7 +24,7 @@ CARGO ?= cargo
 CARGO_LAMBDA_ARCH_arm64 := --arm64
 CARGO_LAMBDA_ARCH_x86_64 := --x86-64
 
-.PHONY: lint test-templates package deploy deploy-prerequisites delete stage-given
+.PHONY: lint test-templates package deploy deploy-prerequisites delete stage-given doctor doctor-prerequisites
 
 lint: $(LINT_VENV)/.installed ## Lint the templates: cfn-lint (0 errors/warnings), checkov (0 failed), size, Control Tower Guard rules when npm is there
 	$(LINT_VENV)/bin/cfn-lint $(TEMPLATES)
@@ -79,14 +79,28 @@ define cfn-deploy
 	  exit 1; }
 endef
 
+QA_DEPLOY := target/debug/qa-deploy
+DOCTOR = $(CARGO) build --quiet -p qa-lookup-functions --bin qa-deploy && \
+	$(QA_DEPLOY) doctor --prerequisites $(PREREQ_PARAMS) --prerequisites-stack $(PREREQ_STACK) --stack $(SERVICE_STACK)
+
+doctor: stage-given ## Check STAGE's parameter files against the account before create-stack (network, S3 inputs, certificate, AMI, capacity, stacks)
+	@test -f $(PREREQ_PARAMS) || { echo "Missing $(PREREQ_PARAMS): copy cfn/prerequisites.env.example and fill it in"; exit 2; }
+	@$(DOCTOR) $(foreach f,$(wildcard $(SERVICE_PARAMS) $(PACKAGE_DIR)/lambda-parameters.json),--deploy $(f))
+
+doctor-prerequisites: stage-given
+	@test -f $(PREREQ_PARAMS) || { echo "Missing $(PREREQ_PARAMS): copy cfn/prerequisites.env.example and fill it in"; exit 2; }
+	@$(DOCTOR)
+
 deploy-prerequisites: stage-given ## Create or update only the prerequisites stack of STAGE (bucket, EFS) from cfn/prerequisites-STAGE.env
 	@test -f $(PREREQ_PARAMS) || { echo "Missing $(PREREQ_PARAMS): copy cfn/prerequisites.env.example and fill it in"; exit 2; }
 	$(call cfn-deploy,$(PREREQ_STACK),cfn/aws-prerequisites.yaml,$(PREREQ_PARAMS))
 
-deploy: stage-given ## Create or update both stacks of STAGE (cfn/prerequisites-STAGE.env, cfn/deploy-STAGE.env); packages the Lambda in between
+deploy: stage-given ## Create or update both stacks of STAGE (cfn/prerequisites-STAGE.env, cfn/deploy-STAGE.env); the doctor before each, the Lambda packaged in between
 	@test -f $(SERVICE_PARAMS) || { echo "Missing $(SERVICE_PARAMS): copy cfn/deploy.env.example and fill it in"; exit 2; }
+	$(MAKE) --no-print-directory doctor-prerequisites
 	$(MAKE) --no-print-directory deploy-prerequisites
 	$(MAKE) --no-print-directory package
+	$(MAKE) --no-print-directory doctor
 	$(call cfn-deploy,$(SERVICE_STACK),cfn/aws-deploy.yaml,$(SERVICE_PARAMS) $(PACKAGE_DIR)/lambda-parameters.json,PrerequisitesStackName=$(PREREQ_STACK))
 	$(AWS) cloudformation describe-stacks --stack-name $(SERVICE_STACK) --query 'Stacks[0].Outputs' --output table
 

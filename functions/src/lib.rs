@@ -4,6 +4,7 @@ use cfn_custom_resource::Resources;
 
 pub mod aws;
 pub mod cli_preflight;
+pub mod doctor;
 pub mod env_file_check;
 pub mod seed_authorities;
 pub mod services_healthy;

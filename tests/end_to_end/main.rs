@@ -3,6 +3,7 @@
 //! (most of their time is waiting on the bed's scaled AWS clocks).
 
 mod cli_preflight;
+mod doctor;
 mod env_file_check;
 mod fault_matrix;
 mod seed_authorities;

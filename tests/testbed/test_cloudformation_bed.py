@@ -368,6 +368,40 @@ def test_deletion_runs_in_reverse_dependency_order_and_honours_retain(bed):
     assert [e["RequestType"] for _, e in bed.stand_in.requests("Kept", stack_id)] == ["Create"]
 
 
+def test_a_second_s3_gateway_endpoint_on_a_route_table_fails_and_a_deleted_one_is_gone_with_its_routes(bed):
+    ec2 = bed.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    table = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]
+    endpoint = {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {
+            "VpcId": vpc,
+            "ServiceName": "com.amazonaws.us-east-1.s3",
+            "VpcEndpointType": "Gateway",
+            "RouteTableIds": [table],
+        },
+    }
+    stack_id, created = create(bed, template({"Endpoint": endpoint}))
+    assert created.status == "CREATE_COMPLETE", created.show()
+
+    def s3_routes():
+        routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+        return [r for r in routes if r.get("DestinationPrefixListId")]
+
+    assert s3_routes()
+    _, second = create(bed, template({"Endpoint": endpoint}))
+    assert second.status == "ROLLBACK_COMPLETE", second.show()
+    assert "RouteAlreadyExists" in second.reason("Endpoint", "CREATE_FAILED")
+    assert s3_routes(), "the first endpoint's route stays"
+
+    run = delete(bed, stack_id)
+
+    assert run.status == "DELETE_COMPLETE", run.show()
+    assert s3_routes() == []
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["VpcEndpoints"]
+    assert all(e["State"].lower() == "deleted" for e in endpoints), endpoints
+
+
 def test_a_failed_delete_keeps_that_resource_and_what_it_needs_and_deletes_the_rest(bed):
     body = template(
         {

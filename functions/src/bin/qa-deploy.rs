@@ -26,12 +26,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Before create-stack: check the parameter files against the account (network, inputs in S3,
+    /// certificate, AMI, capacity, stacks, images): exit 0 nothing failed, 1 something did.
+    Doctor(DoctorArgs),
     /// Check the env file: present and complete, its bucket not public, readable by the execution role.
     CheckEnv(CheckEnvArgs),
     /// Mirror the authority files from S3 into a folder: all or nothing, only what changed, validated.
     Seed(SeedArgs),
     /// Wait until ECS services run healthy tasks: exit 0 healthy, 1 failed, 2 timed out
     Wait(WaitArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// The prerequisites stack's parameter file (as for create-stack --parameters file://…).
+    #[arg(long)]
+    prerequisites: PathBuf,
+    /// The service stack's parameter files, later ones overriding earlier ones; with them, also
+    /// everything the service stack needs.
+    #[arg(long)]
+    deploy: Vec<PathBuf>,
+    /// The prerequisites stack's name (default: the deploy file's PrerequisitesStackName).
+    #[arg(long)]
+    prerequisites_stack: Option<String>,
+    /// The service stack's name.
+    #[arg(long, default_value = "lookup-service")]
+    stack: String,
 }
 
 #[derive(Args)]
@@ -101,6 +121,35 @@ async fn check_env(args: CheckEnvArgs) -> ExitCode {
     let report = env_file_check::run_checks(&facts, &properties).await;
     print!("{}", env_file_check::render(&report));
     if report.failed().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn doctor(args: DoctorArgs) -> ExitCode {
+    use qa_lookup_functions::doctor::{self, parameters, Parameters};
+    let prerequisites = Parameters::read(parameters::PREREQUISITES_TEMPLATE, &[args.prerequisites.as_path()]);
+    let files: Vec<&std::path::Path> = args.deploy.iter().map(PathBuf::as_path).collect();
+    let deploy = (!files.is_empty()).then(|| Parameters::read(parameters::DEPLOY_TEMPLATE, &files)).transpose();
+    let (prerequisites, deploy) = match (prerequisites, deploy) {
+        (Ok(prerequisites), Ok(deploy)) => (prerequisites, deploy),
+        (Err(problem), _) | (_, Err(problem)) => {
+            eprintln!("qa-deploy doctor: {problem}");
+            return ExitCode::from(64);
+        }
+    };
+    let config = match aws_ready("doctor", S3Probe::new).await {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let prerequisites_stack = args.prerequisites_stack.unwrap_or_else(|| {
+        deploy.as_ref().map_or("lookup-prerequisites", |d| d.value("PrerequisitesStackName")).to_owned()
+    });
+    let request = doctor::Request { prerequisites, deploy, prerequisites_stack, service_stack: args.stack };
+    let report = doctor::run(&config, &request).await;
+    print!("{}", report.render());
+    if report.failed() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -216,6 +265,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime");
     runtime.block_on(async {
         match cli.command {
+            Command::Doctor(args) => doctor(args).await,
             Command::CheckEnv(args) => check_env(args).await,
             Command::Seed(args) => seed(args).await,
             Command::Wait(args) => wait(args).await,

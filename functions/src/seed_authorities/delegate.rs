@@ -70,7 +70,7 @@ pub fn unreachable(tables: &[RouteTable]) -> Option<String> {
 }
 
 /// How a route reaches S3, if it does.
-fn s3_route(route: &aws_sdk_ec2::types::Route, s3_prefix_list: Option<&str>) -> Option<String> {
+pub fn s3_route(route: &aws_sdk_ec2::types::Route, s3_prefix_list: Option<&str>) -> Option<String> {
     if route.state().is_some_and(|state| state.as_str() != "active") {
         return None;
     }

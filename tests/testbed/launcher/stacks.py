@@ -44,6 +44,7 @@ from moto.cloudformation.parsing import (
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.ec2 import models as ec2_models
 from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.vpcs import VPCEndPoint
 from moto.ecs.models import Service as EcsService
 
 from . import ecs, timing
@@ -312,6 +313,7 @@ class Operation:
         else:
             try:
                 with MOTO_LOCK:
+                    refuse_second_gateway_endpoint(self.stack, resource_type, properties)
                     instance = parse_and_create_resource(
                         name, copy.deepcopy(definition), self.map, self.stack.account_id, self.stack.region_name
                     )
@@ -352,6 +354,11 @@ class Operation:
                 with MOTO_LOCK:
                     if isinstance(instance, EcsService):
                         instance.qa_backend.delete_service(instance.cluster_name, instance.name, force=True)
+                    elif isinstance(instance, VPCEndPoint):
+                        # moto's model of AWS::EC2::VPCEndpoint deletes nothing; CloudFormation
+                        # deletes the endpoint, and EC2 its routes in the route tables.
+                        backend = ec2_models.ec2_backends[self.stack.account_id][self.stack.region_name]
+                        backend.delete_vpc_endpoints([instance.id])
                     else:
                         self.map._delete_resource(instance, definition)
             except Exception as error:
@@ -559,6 +566,23 @@ def update_stack(stack, template, new_template, new_map, parameters, role_arn, t
         set_status(stack, "UPDATE_ROLLBACK_FAILED", f"The following resource(s) failed to update: [{', '.join(not_restored)}].")
     else:
         set_status(stack, "UPDATE_ROLLBACK_COMPLETE")
+
+
+def refuse_second_gateway_endpoint(stack, resource_type, properties):
+    """EC2 refuses a gateway endpoint on a route table that already routes that service's prefix
+    list through another endpoint (a route table carries one such route: AWS MDAA docs,
+    S3ImageLayerEndpointProps.external); moto creates it and later loses both endpoints' route."""
+    if resource_type != "AWS::EC2::VPCEndpoint" or properties.get("VpcEndpointType", "Gateway") != "Gateway":
+        return
+    backend = ec2_models.ec2_backends[stack.account_id][stack.region_name]
+    service = properties.get("ServiceName", "")
+    for endpoint in backend.vpc_end_points.values():
+        if endpoint.service_name != service or str(endpoint.state).lower() == "deleted":
+            continue
+        for table in set(endpoint.route_table_ids or []) & set(properties.get("RouteTableIds") or []):
+            raise ValueError(
+                f"RouteAlreadyExists: route table {table} already has a route to {service} through {endpoint.id}"
+            )
 
 
 def delete_replaced(stack, operation, replaced, definitions):

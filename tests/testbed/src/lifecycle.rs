@@ -130,6 +130,24 @@ impl Lifecycle {
             ])
             .await?;
         self.route_table = tables["RouteTables"][0]["RouteTableId"].as_str().unwrap_or_default().to_owned();
+        // Public subnets as most accounts' are: DNS hostnames on (a new VPC has them off), an
+        // internet gateway on the main route table, public IPs on launch.
+        let dns_on =
+            ["ec2", "modify-vpc-attribute", "--vpc-id", &self.vpc, "--enable-dns-hostnames", "{\"Value\":true}"];
+        self.bed.aws(&dns_on).await?;
+        let gateway = self.bed.aws(&["ec2", "create-internet-gateway"]).await?;
+        let gateway = gateway["InternetGateway"]["InternetGatewayId"].as_str().unwrap_or_default().to_owned();
+        self.bed
+            .aws(&["ec2", "attach-internet-gateway", "--internet-gateway-id", &gateway, "--vpc-id", &self.vpc])
+            .await?;
+        let route =
+            ["--route-table-id", &self.route_table, "--destination-cidr-block", "0.0.0.0/0", "--gateway-id", &gateway];
+        self.bed.aws(&[&["ec2", "create-route"][..], &route[..]].concat()).await?;
+        for subnet in &self.subnets {
+            self.bed
+                .aws(&["ec2", "modify-subnet-attribute", "--subnet-id", subnet, "--map-public-ip-on-launch"])
+                .await?;
+        }
         self.say(&format!(
             "the network: {} with subnets {} (main route table {})",
             self.vpc,
@@ -163,16 +181,61 @@ impl Lifecycle {
         Ok(Settled { stack_id: stack_id.to_owned(), status, events })
     }
 
-    /// Step 1 of the README: the prerequisites stack, with a parameters file like a user's.
+    /// Step 1 of the README: the prerequisites stack, with a parameters file like a user's (on
+    /// the network created first, unless it is there already).
     pub async fn create_prerequisites(&mut self) -> Result<Settled, String> {
-        self.create_network().await?;
-        let subnets = self.subnets.join(",");
-        let parameters = self.bed.parameters_file(
-            "prerequisites.env.example",
-            "prerequisites-demo.env",
-            &[("AWSVpcId", &self.vpc), ("SubnetIds", &subnets), ("S3BucketName", BUCKET)],
-        );
+        if self.vpc.is_empty() {
+            self.create_network().await?;
+        }
+        let parameters = self.prerequisites_parameters(&[]);
         self.create_stack(PREREQUISITES_STACK, "aws-prerequisites.yaml", &parameters, &[]).await
+    }
+
+    /// The prerequisites stack's parameters file, naming the network, with `changes` on top.
+    pub fn prerequisites_parameters(&self, changes: &[(&str, &str)]) -> PathBuf {
+        let subnets = self.subnets.join(",");
+        let mut values = vec![("AWSVpcId", self.vpc.as_str()), ("SubnetIds", &subnets), ("S3BucketName", BUCKET)];
+        values.extend_from_slice(changes);
+        self.bed.parameters_file("prerequisites.env.example", "prerequisites-demo.env", &values)
+    }
+
+    /// The network's VPC and subnets.
+    pub fn network(&self) -> (&str, &[String]) {
+        (&self.vpc, &self.subnets)
+    }
+
+    /// `qa-deploy doctor` as the README shows it, for the prerequisites stack (with
+    /// `prerequisites_changes`) and, with `service`, the service stack of that name with its
+    /// changes in its parameters: the exit
+    /// status and what it printed, which is shown too.
+    pub async fn doctor(
+        &self,
+        qa_deploy: &Path,
+        prerequisites_changes: &[(&str, &str)],
+        service: Option<(&str, &[(&str, &str)])>,
+    ) -> (Option<i32>, String) {
+        let prerequisites = self.prerequisites_parameters(prerequisites_changes);
+        let mut command = tokio::process::Command::new(qa_deploy);
+        command.arg("doctor").arg("--prerequisites").arg(&prerequisites);
+        command.args(["--prerequisites-stack", PREREQUISITES_STACK]);
+        let mut shown = format!("$ qa-deploy doctor --prerequisites {}", prerequisites.display());
+        if let Some((stack, changes)) = service {
+            let deploy = self.service_parameters(stack, changes);
+            command.arg("--deploy").arg(&deploy).args(["--stack", stack]);
+            shown.push_str(&format!(" --deploy {} --stack {stack}", deploy.display()));
+        }
+        self.say(&shown);
+        let output = command
+            .envs(crate::process::client_env(&self.bed.moto.endpoint))
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("qa-deploy runs");
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        for line in printed.lines() {
+            self.say(&format!("  {line}"));
+        }
+        (output.status.code(), printed)
     }
 
     /// Step 2 and 3 of the README: the env file, the authority files and the function's zip in

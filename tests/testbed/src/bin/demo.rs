@@ -3,7 +3,7 @@
 //! cargo-lambda runtime emulator: create, update, a failure that rolls back, delete.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, PREREQUISITES_STACK, SERVICE_STACK};
@@ -63,12 +63,29 @@ fn heading(text: &str) {
     println!("\n== {text}");
 }
 
-async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), String> {
-    heading("1. The prerequisites stack, then the env file and the authority files in its bucket");
+/// `qa-deploy doctor`: exit 0 (nothing failed) is what lets the next create-stack go ahead.
+async fn doctor(lifecycle: &Lifecycle, summary: &mut Summary, qa_deploy: &Path, service: Option<&str>) {
+    let started = Instant::now();
+    let (exit, printed) = lifecycle.doctor(qa_deploy, &[], service.map(|stack| (stack, &[][..]))).await;
+    let verdict = printed.lines().last().unwrap_or_default().to_owned();
+    let step = if service.is_some() { "doctor before the service" } else { "doctor before the prerequisites" };
+    let detail = format!("exit {}, {:.1} s: {verdict}", exit.unwrap_or(-1), started.elapsed().as_secs_f64());
+    summary.check(lifecycle, step, exit == Some(0), &detail);
+}
+
+async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary, qa_deploy: &Path) -> Result<(), String> {
+    heading("0. The network a user has, and qa-deploy doctor on it before any create-stack");
+    lifecycle.create_network().await?;
+    doctor(lifecycle, summary, qa_deploy, None).await;
+
+    heading(
+        "1. The prerequisites stack, then the env file and the authority files in its bucket, and the doctor again",
+    );
     let since = Instant::now();
     let prerequisites = lifecycle.create_prerequisites().await?;
     summary.record(lifecycle, "prerequisites created", "CREATE_COMPLETE", &prerequisites, since)?;
     lifecycle.upload().await?;
+    doctor(lifecycle, summary, qa_deploy, Some(SERVICE_STACK)).await;
 
     heading(
         "2-3. The service stack: the env check, the seed (checked and answered outside the VPC, run inside it) and \
@@ -116,10 +133,13 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary) -> Result<(), Str
         &format!("{} of {} files rewritten", rewritten.len(), after.len()),
     );
 
-    heading("5. Failure: the env file's bucket made public, then a new service stack");
+    heading(
+        "5. Failure: the env file's bucket made public, then a second service stack (in the same subnets, whose \
+         route table already has the first stack's S3 endpoint: S3EndpointRouteTableIds empty)",
+    );
     lifecycle.make_bucket_public().await?;
     let since = Instant::now();
-    let failed = lifecycle.create_service(FAILING_STACK).await?;
+    let failed = lifecycle.create_service_with(FAILING_STACK, &[("S3EndpointRouteTableIds", "")]).await?;
     summary.record(lifecycle, "creation failed and rolled back", "ROLLBACK_COMPLETE", &failed, since)?;
     let reason = failed.reason("EnvFileCheck", "CREATE_FAILED").unwrap_or_default().to_owned();
     lifecycle.say(&format!("describe-stack-events: EnvFileCheck CREATE_FAILED - {reason}"));
@@ -166,7 +186,9 @@ async fn main() {
     let started = Instant::now();
     let mut lifecycle = Lifecycle::start(&function, &lifecycle::authorities_fixture()).await;
     let mut summary = Summary { rows: Vec::new(), failed: false };
-    let outcome = run(&mut lifecycle, &mut summary).await;
+    // make demo builds qa-deploy beside the function.
+    let qa_deploy = function.with_file_name("qa-deploy");
+    let outcome = run(&mut lifecycle, &mut summary, &qa_deploy).await;
 
     println!("\n== Summary ({:.1} s)", started.elapsed().as_secs_f64());
     for (step, result, seconds) in &summary.rows {
