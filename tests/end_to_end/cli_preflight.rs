@@ -13,6 +13,7 @@ use aws_sdk_ecs::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_ecs::operation::list_clusters::ListClustersError;
 use aws_smithy_mocks::{mock, mock_client};
 use qa_lookup_functions::cli_preflight::{self, EcsProbe, IdentityError, Problem};
+use qa_lookup_testbed::workspace_root;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLI: &str = env!("CARGO_BIN_EXE_qa-deploy");
@@ -43,6 +44,27 @@ fn subcommands(target: &std::path::Path) -> Vec<(&'static str, Vec<String>)> {
             owned(&["seed", "--bucket", "lookup-bucket", "--target", target.to_str().expect("a UTF-8 temp path")]),
         ),
         ("wait", owned(&["wait", "--cluster", "qa", "--services", "app,mysql", "--timeout", "5s", "--interval", "1s"])),
+        (
+            "doctor",
+            vec![
+                "doctor".into(),
+                "--prerequisites".into(),
+                workspace_root().join("cfn/prerequisites.env.example").display().to_string(),
+                "--deploy".into(),
+                workspace_root().join("cfn/deploy.env.example").display().to_string(),
+            ],
+        ),
+        (
+            "authorities publish",
+            vec![
+                "authorities".into(),
+                "publish".into(),
+                "--bucket".into(),
+                "lookup-bucket".into(),
+                "--from".into(),
+                workspace_root().join("tests/fixtures/authorities").display().to_string(),
+            ],
+        ),
     ]
 }
 

@@ -2,6 +2,7 @@
 //! file, and `cargo test` runs these files' tests side by side rather than file after file
 //! (most of their time is waiting on the bed's scaled AWS clocks).
 
+mod authorities_publish;
 mod cli_preflight;
 mod doctor;
 mod env_file_check;

@@ -29,12 +29,36 @@ enum Command {
     /// Before create-stack: check the parameter files against the account (network, inputs in S3,
     /// certificate, AMI, capacity, stacks, images): exit 0 nothing failed, 1 something did.
     Doctor(DoctorArgs),
+    /// Authority files: publish a local tree to its S3 prefix.
+    #[command(subcommand)]
+    Authorities(AuthoritiesCommand),
     /// Check the env file: present and complete, its bucket not public, readable by the execution role.
     CheckEnv(CheckEnvArgs),
     /// Mirror the authority files from S3 into a folder: all or nothing, only what changed, validated.
     Seed(SeedArgs),
     /// Wait until ECS services run healthy tasks: exit 0 healthy, 1 failed, 2 timed out
     Wait(WaitArgs),
+}
+
+#[derive(Subcommand)]
+enum AuthoritiesCommand {
+    /// Validate a local tree with the seed's rules, then upload what changed (by content) and
+    /// delete what is gone under the prefix; --dry-run prints the plan only.
+    Publish(PublishArgs),
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The local folder of authority files (as qa_server's config/authorities).
+    #[arg(long)]
+    from: PathBuf,
+    #[arg(long)]
+    bucket: String,
+    #[arg(long, default_value = seed_authorities::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Print what would be uploaded and deleted, change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -127,6 +151,50 @@ async fn check_env(args: CheckEnvArgs) -> ExitCode {
     }
 }
 
+async fn publish(args: PublishArgs) -> ExitCode {
+    use qa_lookup_functions::authorities_publish::{self as publish, Bucket, S3Bucket};
+    let prefix = if args.prefix.ends_with('/') { args.prefix.clone() } else { format!("{}/", args.prefix) };
+    let local = match publish::read_tree(&args.from, &args.bucket, &prefix) {
+        Ok(local) => local,
+        Err(problem) => {
+            eprintln!("qa-deploy authorities publish: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match aws_ready("authorities publish", S3Probe::new).await {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let bucket = S3Bucket::new(&config);
+    let remote = match bucket.list(&args.bucket, &prefix).await {
+        Ok(remote) => remote,
+        Err(problem) => {
+            eprintln!("qa-deploy authorities publish: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = publish::plan(local, &remote);
+    let destination = format!("s3://{}/{prefix}", args.bucket);
+    print!("{}", plan.render(&destination));
+    if args.dry_run {
+        println!("dry run: nothing was changed");
+        return ExitCode::SUCCESS;
+    }
+    if plan.is_empty() {
+        println!("nothing to publish");
+    } else if let Err(problem) = publish::apply(&bucket, &args.bucket, &plan).await {
+        eprintln!("qa-deploy authorities publish: {problem}");
+        return ExitCode::FAILURE;
+    } else {
+        println!("published to {destination}");
+    }
+    println!(
+        "nothing was reloaded: the running tasks serve the files on EFS until the stack seeds again \
+         (update it with a new AuthoritiesSourceVersion)"
+    );
+    ExitCode::SUCCESS
+}
+
 async fn doctor(args: DoctorArgs) -> ExitCode {
     use qa_lookup_functions::doctor::{self, parameters, Parameters};
     let prerequisites = Parameters::read(parameters::PREREQUISITES_TEMPLATE, &[args.prerequisites.as_path()]);
@@ -191,6 +259,11 @@ async fn seed(args: SeedArgs) -> ExitCode {
         max_total_bytes: args.max_total_bytes,
         concurrency: args.concurrency,
     };
+    // As aws s3 sync and rclone do; the Lambda keeps refusing a missing mount.
+    if let Err(error) = std::fs::create_dir_all(&args.target) {
+        eprintln!("qa-deploy seed: cannot create {}: {error}", args.target.display());
+        return ExitCode::FAILURE;
+    }
     let progress = Arc::new(Progress::default());
     let display = show_progress(progress.clone());
     let result = seed_authorities::seed(&source, &args.bucket, &args.prefix, &args.target, &options, &progress).await;
@@ -266,6 +339,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor(args).await,
+            Command::Authorities(AuthoritiesCommand::Publish(args)) => publish(args).await,
             Command::CheckEnv(args) => check_env(args).await,
             Command::Seed(args) => seed(args).await,
             Command::Wait(args) => wait(args).await,

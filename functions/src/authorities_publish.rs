@@ -1,0 +1,317 @@
+//! `qa-deploy authorities publish`: a local authority tree to its S3 prefix, judged first by the
+//! seed's own rules (safe names, a layout qa_server loads, every file parses, the limits), so
+//! that what the seed would refuse is never uploaded. Only what changed goes up, judged by
+//! content (the MD5 an S3 ETag of a single-part upload is), not by size and time as `aws s3
+//! sync` judges (aws-cli #1074, #3415: a same-size change is skipped); objects no longer in the
+//! tree are deleted after the uploads, so a seed in between sees a superset, never a gap.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use futures::StreamExt;
+use md5::Digest;
+
+use crate::aws::describe;
+use crate::seed_authorities::source::SourceObject;
+use crate::seed_authorities::{self, keys, layout, validate};
+
+/// Uploads at once.
+const CONCURRENCY: usize = 16;
+
+/// A file of the local tree, with its key and content digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    pub path: PathBuf,
+    pub key: String,
+    pub md5: String,
+    pub size: u64,
+}
+
+/// What a publish does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub added: Vec<LocalFile>,
+    pub changed: Vec<LocalFile>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+
+    pub fn render(&self, destination: &str) -> String {
+        let mut text = format!(
+            "{destination}: {} added, {} changed, {} removed, {} unchanged\n",
+            self.added.len(),
+            self.changed.len(),
+            self.removed.len(),
+            self.unchanged
+        );
+        for (mark, keys) in [
+            ('+', self.added.iter().map(|f| f.key.as_str()).collect::<Vec<_>>()),
+            ('~', self.changed.iter().map(|f| f.key.as_str()).collect()),
+            ('-', self.removed.iter().map(String::as_str).collect()),
+        ] {
+            for key in keys {
+                text.push_str(&format!("  {mark} {key}\n"));
+            }
+        }
+        text
+    }
+}
+
+/// The S3 calls a publish makes, behind a trait so that its logic is tested without AWS.
+pub trait Bucket: Send + Sync {
+    fn list(&self, bucket: &str, prefix: &str) -> impl Future<Output = Result<Vec<SourceObject>, String>> + Send;
+    fn put(&self, bucket: &str, file: &LocalFile) -> impl Future<Output = Result<(), String>> + Send;
+    fn delete(&self, bucket: &str, keys: &[String]) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Reads the tree under `from` and judges it as the seed would judge it in S3: every problem
+/// found, nothing uploaded when there is one. Hidden entries (`.git`, `.DS_Store`) are left
+/// out; a link is followed only when it stays inside `from`.
+pub fn read_tree(from: &Path, bucket: &str, prefix: &str) -> Result<Vec<LocalFile>, String> {
+    let root =
+        from.canonicalize().map_err(|e| format!("{}: {e} — give the folder of the authority files", from.display()))?;
+    if !root.is_dir() {
+        return Err(format!("{} is not a folder — give the folder of the authority files", from.display()));
+    }
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    let mut pending = vec![root.clone()];
+    while let Some(folder) = pending.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(resolved) = path.canonicalize() else {
+                problems.push(format!("{}: a link to nothing", path.display()));
+                continue;
+            };
+            if !resolved.starts_with(&root) {
+                problems.push(format!(
+                    "{}: a link out of {} (to {}) — copy the file in instead",
+                    path.display(),
+                    root.display(),
+                    resolved.display()
+                ));
+                continue;
+            }
+            if resolved.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(&root).unwrap_or(&path);
+            let Some(relative) = relative.to_str() else {
+                problems.push(format!("{}: the name is not UTF-8", path.display()));
+                continue;
+            };
+            let key = format!("{prefix}{relative}");
+            if let Err(why) = keys::relative_path(&key, prefix) {
+                problems.push(format!("{relative}: {why}"));
+                continue;
+            }
+            if let Some(problem) = validate::problem(&resolved) {
+                problems.push(format!("{relative}: {problem}"));
+                continue;
+            }
+            match std::fs::read(&resolved) {
+                Ok(bytes) => {
+                    files.push(LocalFile { path: resolved, key, md5: md5_hex(&bytes), size: bytes.len() as u64 })
+                }
+                Err(error) => problems.push(format!("{relative}: cannot be read: {error}")),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(format!(
+            "{} problem(s) in {} — nothing was uploaded; fix them and publish again: {}",
+            problems.len(),
+            from.display(),
+            problems.join("; ")
+        ));
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+    if let Some(reason) = layout::refusal(bucket, prefix, &keys) {
+        return Err(format!(
+            "{} — nothing was uploaded",
+            reason.replace(&format!("s3://{bucket}/{prefix}"), &from.display().to_string())
+        ));
+    }
+    if files.is_empty() {
+        return Err(format!("no authority files in {} — nothing was uploaded", from.display()));
+    }
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    if files.len() as u64 > seed_authorities::DEFAULT_MAX_OBJECTS || total > seed_authorities::DEFAULT_MAX_TOTAL_BYTES {
+        return Err(format!(
+            "{} files, {total} bytes: more than the seed takes by default ({} files, {} bytes) — nothing was uploaded",
+            files.len(),
+            seed_authorities::DEFAULT_MAX_OBJECTS,
+            seed_authorities::DEFAULT_MAX_TOTAL_BYTES
+        ));
+    }
+    Ok(files)
+}
+
+/// The MD5 of `bytes` in hex: an S3 ETag of a single-part upload.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    md5::Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Added, changed (by content) and removed, against what the prefix holds.
+pub fn plan(local: Vec<LocalFile>, remote: &[SourceObject]) -> Plan {
+    let remote: BTreeMap<&str, &SourceObject> =
+        remote.iter().filter(|o| !(o.key.ends_with('/') && o.size == 0)).map(|o| (o.key.as_str(), o)).collect();
+    let local_keys: std::collections::BTreeSet<String> = local.iter().map(|f| f.key.clone()).collect();
+    let mut plan = Plan::default();
+    for file in local {
+        match remote.get(file.key.as_str()) {
+            None => plan.added.push(file),
+            // A multipart ETag ("…-N") is no MD5: such an object is uploaded again.
+            Some(object) if object.etag.trim_matches('"') != file.md5 => plan.changed.push(file),
+            Some(_) => plan.unchanged += 1,
+        }
+    }
+    plan.removed = remote.keys().filter(|key| !local_keys.contains(**key)).map(|key| key.to_string()).collect();
+    plan
+}
+
+/// Uploads the added and changed files, then deletes the removed keys.
+pub async fn apply(target: &impl Bucket, bucket: &str, plan: &Plan) -> Result<(), String> {
+    let uploads: Vec<&LocalFile> = plan.added.iter().chain(&plan.changed).collect();
+    let failures: Vec<String> = futures::stream::iter(uploads)
+        .map(|file| async move { target.put(bucket, file).await.err().map(|e| format!("{}: {e}", file.key)) })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(|failure| async move { failure })
+        .collect()
+        .await;
+    if !failures.is_empty() {
+        return Err(format!(
+            "{} upload(s) failed, nothing was deleted — publish again once S3 answers: {}",
+            failures.len(),
+            failures.join("; ")
+        ));
+    }
+    if !plan.removed.is_empty() {
+        target.delete(bucket, &plan.removed).await?;
+    }
+    Ok(())
+}
+
+/// S3 through the SDK.
+pub struct S3Bucket {
+    s3: aws_sdk_s3::Client,
+    source: seed_authorities::source::S3Source,
+}
+
+impl S3Bucket {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        S3Bucket { s3: crate::aws::s3(config), source: seed_authorities::source::S3Source::new(config) }
+    }
+}
+
+impl Bucket for S3Bucket {
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<SourceObject>, String> {
+        use seed_authorities::source::ObjectSource;
+        self.source.list(bucket, prefix).await
+    }
+
+    async fn put(&self, bucket: &str, file: &LocalFile) -> Result<(), String> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(&file.path).await.map_err(|e| e.to_string())?;
+        self.s3.put_object().bucket(bucket).key(&file.key).body(body).send().await.map_err(|e| describe(&e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), String> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        // DeleteObjects takes at most 1,000 keys (S3 API reference).
+        for chunk in keys.chunks(1000) {
+            let objects: Vec<ObjectIdentifier> =
+                chunk.iter().filter_map(|key| ObjectIdentifier::builder().key(key).build().ok()).collect();
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(|e| e.to_string())?;
+            let answer = self
+                .s3
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| format!("deleting the removed files failed: {}", describe(&e)))?;
+            if let Some(error) = answer.errors().first() {
+                return Err(format!(
+                    "deleting {} failed: {} — publish again",
+                    error.key().unwrap_or_default(),
+                    error.message().unwrap_or_default()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, relative: &str, text: &str) {
+        let path = root.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn remote(key: &str, text: &str) -> SourceObject {
+        SourceObject { key: key.into(), etag: format!("\"{}\"", md5_hex(text.as_bytes())), size: text.len() as u64 }
+    }
+
+    #[test]
+    fn a_same_size_change_an_addition_and_a_removal_are_planned_and_the_rest_left_alone() {
+        let folder = tempfile::tempdir().unwrap();
+        write(folder.path(), "agrovoc.yml", "term: b\n");
+        write(folder.path(), "linked_data/loc.json", "{}");
+        write(folder.path(), "new.yml", "x: 1\n");
+        write(folder.path(), ".git/config", "ignored");
+        let local = read_tree(folder.path(), "b", "authorities/").unwrap();
+        assert_eq!(local.len(), 3, "hidden entries are left out: {local:?}");
+        let plan = plan(
+            local,
+            &[
+                remote("authorities/agrovoc.yml", "term: a\n"),
+                remote("authorities/linked_data/loc.json", "{}"),
+                remote("authorities/gone.yml", ""),
+            ],
+        );
+        assert_eq!(plan.added.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["authorities/new.yml"]);
+        assert_eq!(plan.changed.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["authorities/agrovoc.yml"]);
+        assert_eq!(plan.removed, ["authorities/gone.yml"]);
+        assert_eq!(plan.unchanged, 1);
+    }
+
+    #[test]
+    fn a_broken_file_or_a_link_out_of_the_tree_refuses_the_whole_publish_naming_each() {
+        let folder = tempfile::tempdir().unwrap();
+        write(folder.path(), "good.yml", "a: 1\n");
+        write(folder.path(), "broken.yml", "a: [\n");
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "secret.yml", "a: 1\n");
+        std::os::unix::fs::symlink(outside.path().join("secret.yml"), folder.path().join("link.yml")).unwrap();
+        let error = read_tree(folder.path(), "b", "authorities/").unwrap_err();
+        assert!(error.contains("broken.yml: invalid YAML"), "{error}");
+        assert!(error.contains("link.yml") && error.contains("a link out of"), "{error}");
+        assert!(error.contains("nothing was uploaded"), "{error}");
+    }
+
+    #[test]
+    fn a_tree_qa_server_loads_nothing_from_is_refused_as_the_seed_refuses_it() {
+        let folder = tempfile::tempdir().unwrap();
+        write(folder.path(), "config/authorities/agrovoc.yml", "a: 1\n");
+        let error = read_tree(folder.path(), "b", "authorities/").unwrap_err();
+        assert!(error.contains("no authority qa_server would load"), "{error}");
+    }
+}
