@@ -5,6 +5,7 @@
 pub mod delegate;
 pub mod keys;
 pub mod layout;
+pub mod lock;
 pub mod manifest;
 pub mod mirror;
 pub mod source;

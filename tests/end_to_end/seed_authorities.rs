@@ -335,3 +335,20 @@ async fn a_download_failing_midway_leaves_the_old_files_identical() {
     assert_eq!(tree(seeding.target.path()), before, "the old files, byte for byte");
     seeding.no_staging_left();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_seeds_of_one_target_at_once_all_succeed_one_after_another() {
+    let seeding = start().await;
+    let source = tree(&source_folder());
+    upload(&seeding.bed, "authorities/", &source).await;
+    let target = seeding.target.path().join("fresh");
+    let endpoint = &seeding.bed.moto.endpoint;
+    let runs = futures::future::join_all((0..4).map(|_| cli_seed(endpoint, &target))).await;
+    for (ok, output) in &runs {
+        assert!(ok, "every seed succeeds: {output}");
+    }
+    assert_eq!(tree(&target), source);
+    let downloaded: usize =
+        runs.iter().filter(|(_, output)| output.contains(&format!("{} changed", source.len()))).count();
+    assert_eq!(downloaded, 1, "one seed downloads, the others wait and find nothing to do: {runs:#?}");
+}

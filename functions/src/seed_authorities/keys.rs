@@ -9,6 +9,7 @@ const MAX_PATH_BYTES: usize = 4096;
 /// Names the seed keeps for itself in the target; no object may land on them.
 pub const MANIFEST_NAME: &str = ".seed-manifest.json";
 pub const STAGING_PREFIX: &str = ".seed-staging-";
+pub const LOCK_NAME: &str = ".seed-lock";
 
 /// The path under the target for `key` below `prefix`, or why it is unsafe.
 pub fn relative_path(key: &str, prefix: &str) -> Result<PathBuf, &'static str> {
@@ -37,7 +38,7 @@ pub fn relative_path(key: &str, prefix: &str) -> Result<PathBuf, &'static str> {
             _ => {}
         }
     }
-    if segments[0] == MANIFEST_NAME || segments[0].starts_with(STAGING_PREFIX) {
+    if segments[0] == MANIFEST_NAME || segments[0] == LOCK_NAME || segments[0].starts_with(STAGING_PREFIX) {
         return Err("it uses a name the seed keeps for itself");
     }
     Ok(segments.iter().collect())

@@ -141,6 +141,8 @@ pub async fn seed(
         ));
     }
 
+    // Decided from the listing alone so far; from here on the target is read and written.
+    let _lock = super::lock::hold(target).await?;
     let old = Manifest::read(target);
     let changed: Vec<&Planned> = planned
         .iter()
