@@ -34,7 +34,7 @@ test: venv check lint test-bed test-rust test-templates ## Everything: checks, t
 demo: $(VENV)/.installed ## Both stacks on moto, answered by the real Lambda binary: create, update, a failure that rolls back, delete
 	@echo "== building the function and the demo (the first build takes a few minutes)"
 	@start=$$(date +%s); \
-	$(CARGO) build --quiet -p qa-lookup-functions --bin custom-resources && \
+	$(CARGO) build --quiet -p qa-lookup-functions --bin custom-resources --bin qa-deploy && \
 	$(CARGO) build --quiet -p qa-lookup-testbed --bin demo && \
 	echo "== built in $$(( $$(date +%s) - start )) s; running" && \
 	start=$$(date +%s) && \
