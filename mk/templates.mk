@@ -24,7 +24,7 @@ CARGO ?= cargo
 CARGO_LAMBDA_ARCH_arm64 := --arm64
 CARGO_LAMBDA_ARCH_x86_64 := --x86-64
 
-.PHONY: lint test-templates package deploy deploy-prerequisites delete stage-given doctor doctor-prerequisites
+.PHONY: lint test-templates package deploy deploy-prerequisites delete why stage-given doctor doctor-prerequisites
 
 lint: $(LINT_VENV)/.installed ## Lint the templates: cfn-lint (0 errors/warnings), checkov (0 failed), size, Control Tower Guard rules when npm is there
 	$(LINT_VENV)/bin/cfn-lint $(TEMPLATES)
@@ -76,6 +76,7 @@ define cfn-deploy
 	  --query 'StackEvents[?contains(ResourceStatus, `FAILED`)].[Timestamp, LogicalResourceId, ResourceStatusReason]'; \
 	  if [ "$$($(AWS) cloudformation describe-stacks --stack-name $(1) --query 'Stacks[0].StackStatus' --output text 2>/dev/null)" = ROLLBACK_COMPLETE ]; then \
 	    echo "A stack whose creation rolled back (ROLLBACK_COMPLETE) must be deleted before it is created again."; fi; \
+	  echo "Why it failed, with the functions' and containers' log lines: make why STAGE=$(STAGE)"; \
 	  exit 1; }
 endef
 
@@ -103,6 +104,10 @@ deploy: stage-given ## Create or update both stacks of STAGE (cfn/prerequisites-
 	$(MAKE) --no-print-directory doctor
 	$(call cfn-deploy,$(SERVICE_STACK),cfn/aws-deploy.yaml,$(SERVICE_PARAMS) $(PACKAGE_DIR)/lambda-parameters.json,PrerequisitesStackName=$(PREREQ_STACK))
 	$(AWS) cloudformation describe-stacks --stack-name $(SERVICE_STACK) --query 'Stacks[0].Outputs' --output table
+
+why: stage-given ## Why the service stack's latest operation failed: root causes, their log lines, stopped tasks, what to do
+	$(CARGO) build --quiet -p qa-lookup-functions --bin qa-deploy
+	target/debug/qa-deploy why --stack $(SERVICE_STACK)
 
 delete: stage-given ## Delete both stacks of STAGE, service first (the bucket and the EFS file system are retained)
 	$(AWS) cloudformation delete-stack --stack-name $(SERVICE_STACK)

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod env_file_check;
 pub mod seed_authorities;
 pub mod services_healthy;
+pub mod why;
 
 #[cfg(feature = "fault-injection")]
 pub mod test_fault;

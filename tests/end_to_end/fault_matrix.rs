@@ -238,7 +238,12 @@ async fn ten_kilobyte_reason_is_cut_at_a_character_boundary_to_fit() {
     assert_eq!(answer.status(), "FAILED");
     assert!(answer.bytes.len() > 4000, "cut no more than needed: {} bytes", answer.bytes.len());
     assert!(answer.reason().starts_with("Custom::TestFault Verbose: a long reason: ünïcödé"));
-    assert!(answer.reason().ends_with("(cut; full text in CloudWatch Logs group /aws/lambda/qa-lookup-custom-resources stream 2026/11/25/[$LATEST]testbed)"), "{}", answer.reason());
+    let pointer = format!(
+        "(cut; full text in CloudWatch Logs group /aws/lambda/qa-lookup-custom-resources stream \
+         2026/11/25/[$LATEST]testbed, request {})",
+        create.body["RequestId"].as_str().unwrap_or_default()
+    );
+    assert!(answer.reason().ends_with(&pointer), "{}", answer.reason());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, BUCKET, PREREQUISITES_STACK, SERVICE_STACK};
 
 const FUNCTION: &str = env!("CARGO_BIN_EXE_custom-resources");
+const QA_DEPLOY: &str = env!("CARGO_BIN_EXE_qa-deploy");
 const CUSTOM_RESOURCES: [&str; 4] = ["EnvFileCheck", "SeedAuthorities", "DatabaseHealthy", "ServicesHealthy"];
 
 fn expect(settled: &Settled, wanted: &str) {
@@ -143,6 +144,23 @@ async fn a_public_env_bucket_fails_the_creation_with_our_reason_and_the_rollback
     let everything_said = format!("{:?}\n{}", failed.events, lifecycle.bed.function_log());
     assert!(!everything_said.contains("demo-secret"), "no value of the env file reaches an event or a log");
 
+    let (status, why) = lifecycle.why(Path::new(QA_DEPLOY), SERVICE_STACK).await.expect("qa-deploy why runs");
+    println!("{why}");
+    assert_eq!(status, 1, "a failure is reported:\n{why}");
+    assert!(why.contains("Stack lookup-service-demo: ROLLBACK_COMPLETE"), "{why}");
+    assert!(why.contains("EnvFileCheck (Custom::EnvFileCheck) CREATE_FAILED"), "the root cause:\n{why}");
+    assert!(why.contains("AllUsers READ"), "its reason:\n{why}");
+    assert!(!why.contains("Resource creation cancelled"), "a cancellation is no root cause:\n{why}");
+    assert!(why.contains("Log of request "), "the function's lines for that request:\n{why}");
+    assert!(why.contains("INFO answered CloudFormation request_type=Create logical_id=EnvFileCheck"), "{why}");
+    assert!(why.contains("check=no public ACL grants outcome=failed"), "the check's own lines:\n{why}");
+    assert!(
+        why.contains("delete the stack (aws cloudformation delete-stack --stack-name lookup-service-demo) before creating it again"),
+        "{why}"
+    );
+    assert!(!why.contains("demo-secret"), "no env-file value:\n{why}");
+    assert!(!why.contains("cfnresponse?stack="), "no ResponseURL query (the signature):\n{why}");
+
     let deleted = lifecycle.delete_stack(SERVICE_STACK).await.expect("delete-stack runs");
     expect(&deleted, "DELETE_COMPLETE");
 }
@@ -174,11 +192,13 @@ async fn a_seeding_function_without_a_route_to_s3_fails_the_stack_in_seconds_nam
 /// CloudFormation completes an ECS service only once it is stable: hours on tasks that keep
 /// failing, or the circuit breaker's message without the tasks' reason. The health wait runs
 /// beside the services and fails the stack first, quoting ECS's stopped reason and the exit code;
-/// CloudFormation then cancels the app service's creation and rolls back.
+/// CloudFormation then cancels the app service's creation and rolls back. `qa-deploy why` then
+/// shows the stopped tasks with the last lines the container printed (its awslogs stream).
 #[tokio::test(flavor = "multi_thread")]
 async fn app_tasks_that_keep_stopping_fail_the_stack_with_their_reason_before_the_service_completes() {
     let lifecycle = prepared().await;
-    lifecycle.bed.stop_tasks("qa-server-app", "Essential container in task exited", "", 1);
+    let printed = ["Migrating to qa_server_production", "Mysql2::Error::ConnectionError: Access denied for user 'qa'"];
+    lifecycle.bed.stop_tasks("qa-server-app", "Essential container in task exited", "", 1, &printed);
 
     let failed = lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs");
 
@@ -195,6 +215,19 @@ async fn app_tasks_that_keep_stopping_fail_the_stack_with_their_reason_before_th
     assert!(!failed.has("AppService", "CREATE_COMPLETE"), "the wait failed before the service completed");
     assert!(failed.has("DatabaseHealthy", "CREATE_COMPLETE"), "the database was healthy first: {:#?}", failed.events);
     assert!(failed.has("SeedAuthorities", "DELETE_COMPLETE"), "the rollback deletes what was created");
+
+    let (status, why) = lifecycle.why(Path::new(QA_DEPLOY), SERVICE_STACK).await.expect("qa-deploy why runs");
+    println!("{why}");
+    assert_eq!(status, 1, "{why}");
+    assert!(why.contains("ServicesHealthy (Custom::ServicesHealthy) CREATE_FAILED"), "{why}");
+    assert!(!why.contains("Resource creation cancelled"), "{why}");
+    assert!(why.contains(&format!("ECS service {SERVICE_STACK}-app: ")), "{why}");
+    assert!(why.contains("stopped at") && why.contains("Essential container in task exited"), "{why}");
+    assert!(why.contains("container qa-server-app: exit code 1"), "{why}");
+    assert!(why.contains("last log lines ("), "{why}");
+    for line in printed {
+        assert!(why.contains(line), "the container's last lines: {line}\n{why}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -48,6 +48,7 @@ class StandIn:
 
     def __init__(self):
         self.invocations = []
+        self.targets = {}  # RequestId -> (function, log group) the launcher named
         self.answers = []  # (RequestId, HTTP status of the PUT)
         self.lock = threading.Lock()
         self.port = free_port()
@@ -56,6 +57,11 @@ class StandIn:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stand_in.lock:
+                    stand_in.targets[event.get("RequestId")] = (
+                        self.headers.get("X-Qa-Function-Name"),
+                        self.headers.get("X-Qa-Log-Group"),
+                    )
                 errored = stand_in.invoked(event)
                 self.send_response(500 if errored else 200)
                 self.end_headers()

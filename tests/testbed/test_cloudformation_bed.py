@@ -457,3 +457,76 @@ def test_a_new_task_definition_revision_updates_what_refers_to_it(bed):
     old = watcher[1]["OldResourceProperties"]["TaskDefinitions"][0]
     new = watcher[1]["ResourceProperties"]["TaskDefinitions"][0]
     assert (old.rsplit(":", 1)[1], new.rsplit(":", 1)[1]) == ("1", "2"), (old, new)
+
+
+# ---------------------------------------------------------------- 9. logs
+
+
+def test_each_invocation_names_its_function_and_log_group_for_the_beds_cloudwatch_logs(bed):
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}},
+    }
+    function = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {
+            "Runtime": "provided.al2023",
+            "Handler": "bootstrap",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"ZipFile": "#!/bin/sh"},
+        },
+    }
+    logged = dict(function, Properties=dict(function["Properties"], LoggingConfig={"LogGroup": {"Ref": "Logs"}}))
+    body = template(
+        {
+            "Role": role,
+            "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {}},
+            "Plain": function,
+            "Logged": logged,
+            "ByPlain": {"Type": "Custom::StandIn", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Plain", "Arn"]}}},
+            "ByLogged": {"Type": "Custom::StandIn", "Properties": {"ServiceToken": {"Fn::GetAtt": ["Logged", "Arn"]}}},
+        }
+    )
+    stack_id, run = create(bed, body)
+
+    assert run.status == "CREATE_COMPLETE", run.show()
+    physical = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in bed.cfn.describe_stack_resources(StackName=stack_id)["StackResources"]
+    }
+    targets = {
+        logical_id: bed.stand_in.targets[bed.stand_in.requests(logical_id, stack_id)[0][1]["RequestId"]]
+        for logical_id in ("ByPlain", "ByLogged")
+    }
+    # Lambda's default group, and the LoggingConfig's (Lambda developer guide, "Configuring
+    # CloudWatch log groups"); get-function-configuration answers the same.
+    assert targets["ByPlain"] == (physical["Plain"], f"/aws/lambda/{physical['Plain']}")
+    assert targets["ByLogged"] == (physical["Logged"], physical["Logs"])
+    configuration = bed.client("lambda").get_function_configuration(FunctionName=physical["Logged"])
+    assert configuration["LoggingConfig"]["LogGroup"] == physical["Logs"]
+
+
+def test_a_stopped_tasks_container_lines_are_in_its_awslogs_stream(ecs_bed):
+    bed = ecs_bed
+    family = name("printing")
+    group = name("ecs-logs")
+    bed.client("logs").create_log_group(logGroupName=group)
+    body = json.loads(ecs_template(family))
+    container = body["Resources"]["Tasks"]["Properties"]["ContainerDefinitions"][0]
+    container["LogConfiguration"] = {
+        "LogDriver": "awslogs",
+        "Options": {"awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "web"},
+    }
+    bed.set_faults({f"{family}:1": {"stoppedReason": "Essential container in task exited", "exitCode": 1,
+                                    "logLines": ["starting", "fatal: no database"]}})
+    stack_id, run = create(bed, json.dumps(body))
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    logs = bed.client("logs")
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert streams, "each stopped task's container wrote its stream"
+    # <awslogs-stream-prefix>/<container name>/<task id> (ECS developer guide, "Using the awslogs log driver")
+    prefix, container_name, task_id = streams[0]["logStreamName"].split("/")
+    assert (prefix, container_name) == ("web", "web") and task_id, streams[0]["logStreamName"]
+    events = logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]
+    assert [e["message"] for e in events] == ["starting", "fatal: no database"]

@@ -38,6 +38,9 @@ enum Command {
     Seed(SeedArgs),
     /// Wait until ECS services run healthy tasks: exit 0 healthy, 1 failed, 2 timed out
     Wait(WaitArgs),
+    /// Why the stack's latest operation failed: root causes, their log lines, stopped tasks, what to do
+    /// (exit 0 healthy, 1 failure reported)
+    Why(WhyArgs),
 }
 
 #[derive(Subcommand)]
@@ -315,6 +318,20 @@ async fn wait(args: WaitArgs) -> ExitCode {
         .await
 }
 
+#[derive(Args)]
+struct WhyArgs {
+    /// The stack's name (or id)
+    #[arg(long)]
+    stack: String,
+}
+
+async fn why(args: WhyArgs) -> ExitCode {
+    match aws_ready("why", EcsProbe::new).await {
+        Ok(config) => qa_lookup_functions::why::run(&config, &args.stack).await,
+        Err(exit) => exit,
+    }
+}
+
 /// The shared logging setup reads its filter from `RUST_LOG`; without one the terminal gets
 /// qa-deploy's own messages only, not the SDK's (see `cli_preflight::log_filter`). Set before
 /// any other thread runs.
@@ -343,6 +360,7 @@ fn main() -> ExitCode {
             Command::CheckEnv(args) => check_env(args).await,
             Command::Seed(args) => seed(args).await,
             Command::Wait(args) => wait(args).await,
+            Command::Why(args) => why(args).await,
         }
     })
 }

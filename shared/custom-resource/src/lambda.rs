@@ -31,9 +31,12 @@ pub async fn run(resources: Resources) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let invocation = Invocation {
             deadline: event.context.deadline(),
+            // The request id lets `filter-log-events` find this request's lines (each carries it).
             log_pointer: format!(
-                "CloudWatch Logs group {} stream {}",
-                event.context.env_config.log_group, event.context.env_config.log_stream
+                "CloudWatch Logs group {} stream {}, request {}",
+                event.context.env_config.log_group,
+                event.context.env_config.log_stream,
+                event.payload.get("RequestId").and_then(Value::as_str).unwrap_or("unknown")
             ),
         };
         let report = answer_event(resources, sender, settings, event.payload, &invocation).await;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use serde_json::Value;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::resource::{Action, Failure, Outcome, RequestContext, Resources};
 use crate::response::{self, Answer, Envelope, ResponseSender, Status, MAX_PHYSICAL_ID_BYTES};
@@ -177,7 +178,27 @@ fn read_request(event: &Value) -> Result<Request, String> {
 /// Handles one event and sends its one answer, unless the handler handed the request on to a new
 /// invocation that answers it. Never returns before the answer was delivered or the attempt to
 /// deliver it ended.
+///
+/// Every line logged meanwhile, the handler's included, is in a `request` span carrying
+/// CloudFormation's `request_id` and the `logical_id`: in Lambda's JSON lines they appear on each
+/// line, so `filter-log-events --filter-pattern '"<RequestId>"'` finds one request's lines
+/// (`qa-deploy why` does), as the reason's log pointer names the request.
 pub async fn answer_event(
+    resources: &Resources,
+    sender: &impl ResponseSender,
+    settings: &Settings,
+    event: Value,
+    invocation: &Invocation,
+) -> Report {
+    let span = tracing::info_span!(
+        "request",
+        request_id = %text(&event, "RequestId"),
+        logical_id = %text(&event, "LogicalResourceId")
+    );
+    answer_event_in_span(resources, sender, settings, event, invocation).instrument(span).await
+}
+
+async fn answer_event_in_span(
     resources: &Resources,
     sender: &impl ResponseSender,
     settings: &Settings,
@@ -311,7 +332,8 @@ async fn decide(
         )));
     }
     let handler = resources.dispatch(context, action).expect("the type is served");
-    let mut task = tokio::spawn(handler);
+    // A spawned task leaves the caller's span behind: the handler's lines keep the request's.
+    let mut task = tokio::spawn(handler.instrument(tracing::Span::current()));
     let result = match tokio::time::timeout_at(handler_deadline, &mut task).await {
         Ok(joined) => joined,
         Err(_) => {

@@ -111,10 +111,10 @@ class Request:
             self.event["PhysicalResourceId"] = resource.physical_id
         if old_properties is not None:
             self.event["OldResourceProperties"] = as_strings(old_properties)
-        lambda_backend.get_function(properties["ServiceToken"])  # raises if there is no such function
+        function = lambda_backend.get_function(properties["ServiceToken"])  # raises if there is no such function
         with PENDING_LOCK:
             PENDING[self.request_id] = self
-        lambda_invoke.invoke_async(self.event)
+        lambda_invoke.invoke_async(function, self.event)
 
     def wait(self, cancelled):
         """Waits for the answer: ("SUCCESS" | "FAILED", reason), or ("CANCELLED", "") once

@@ -3,8 +3,11 @@
 moto's services count their tasks running from the start and never change. Here a service
 has deployments, and a scheduler runs each deployment's tasks:
 - A task starts PENDING and is RUNNING after ``TASK_START_SECONDS``, unless the
-  faults file (``$QA_TESTBED_ECS_FAULTS``, JSON: task definition family or container name ->
-  ``{"stoppedReason", "reason", "exitCode"}``) says its essential container exits: then it
+  faults file (``$QA_TESTBED_ECS_FAULTS``, JSON: ``family:revision``, task definition family or
+  container name -> ``{"stoppedReason", "reason", "exitCode", "logLines"}``) says its essential
+  container exits: then each container's ``logLines`` (what it printed) are in its awslogs stream,
+  ``<awslogs-stream-prefix>/<container name>/<task id>`` of the ``awslogs-group`` (ECS developer
+  guide, "Using the awslogs log driver"), and it
   STOPS with that reason and exit code, counts as a failed task of its deployment, and the
   scheduler starts another, as ECS retries failing tasks: "with back-off up to 27 min"
   (REFERENCE.md, "ECS health"; ECS documents the cap, not the curve: the bed doubles from
@@ -33,6 +36,7 @@ import uuid
 
 from moto.core.utils import utcnow
 from moto.ecs.models import EC2ContainerServiceBackend
+from moto.logs.models import logs_backends
 from moto.moto_api import state_manager
 
 from . import timing
@@ -62,7 +66,8 @@ def fault_for(task_definition):
             faults = json.load(file)
     except (OSError, ValueError):
         return None
-    names = [task_definition.family] + [c.get("name") for c in task_definition.container_definitions]
+    names = [f"{task_definition.family}:{task_definition.revision}", task_definition.family]
+    names += [c.get("name") for c in task_definition.container_definitions]
     return next((faults[name] for name in names if name in faults), None)
 
 
@@ -163,7 +168,24 @@ def tasks_of(service, deployment=None):
     ]
 
 
-def stop(task, reason, fault):
+def write_container_logs(task, task_definition, lines):
+    """What each container printed, in its awslogs stream, as the awslogs driver sends it."""
+    _, _, _, region, account, _ = task_definition.arn.split(":", 5)
+    backend = logs_backends[account][region]
+    task_id = task.task_arn.rsplit("/", 1)[-1]
+    now = int(time.time() * 1000)
+    for container in task_definition.container_definitions:
+        config = container.get("logConfiguration") or {}
+        options = config.get("options") or {}
+        group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+        if config.get("logDriver") != "awslogs" or not group or not prefix or group not in backend.groups:
+            continue
+        stream = f"{prefix}/{container.get('name')}/{task_id}"
+        backend.ensure_log_stream(group, stream)
+        backend.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])
+
+
+def stop(task, reason, fault, task_definition=None):
     if task.last_status == "STOPPED":
         return
     task.last_status = "STOPPED"
@@ -177,6 +199,8 @@ def stop(task, reason, fault):
             container.exit_code = container.exitCode = fault.get("exitCode", 1)
             container.reason = fault.get("reason") or None
             container.health_status = "UNHEALTHY"
+    if fault and fault.get("logLines") and task_definition is not None:
+        write_container_logs(task, task_definition, fault["logLines"])
 
 
 def launch(service, deployment):
@@ -209,7 +233,7 @@ def advance(service):
             if task.last_status == "PENDING" and time.monotonic() >= task.qa_ready_at:
                 fault = fault_for(task_definition) if deployment is primary else None
                 if fault:
-                    stop(task, fault.get("stoppedReason", "Essential container in task exited"), fault)
+                    stop(task, fault.get("stoppedReason", "Essential container in task exited"), fault, task_definition)
                     deployment["failedTasks"] += 1
                     backoff = min(RETRY_BACKOFF_CAP_SECONDS, RETRY_BACKOFF_SECONDS * 2 ** (deployment["failedTasks"] - 1))
                     service.qa_next_launch[deployment["id"]] = time.monotonic() + backoff * SCALE

@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::logs::{Invocations, Shipper};
 use crate::process::{free_port, venv_program, workspace_root, Guarded};
 use crate::proxy::{Behaviour, Proxy};
 
@@ -15,11 +17,19 @@ pub struct FunctionOptions {
     /// How many copies poll for invocations: Lambda runs concurrent invocations in separate
     /// execution environments, so one long request does not hold up another.
     pub instances: usize,
+    /// Where CloudWatch Logs is (moto): each invocation's lines go to its function's log group.
+    pub logs_endpoint: Option<String>,
 }
 
 impl FunctionOptions {
     pub fn new(binary: impl Into<PathBuf>) -> Self {
-        FunctionOptions { binary: binary.into(), timeout: Duration::from_secs(30), env: Vec::new(), instances: 1 }
+        FunctionOptions {
+            binary: binary.into(),
+            timeout: Duration::from_secs(30),
+            env: Vec::new(),
+            instances: 1,
+            logs_endpoint: None,
+        }
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -29,6 +39,12 @@ impl FunctionOptions {
 
     pub fn instances(mut self, instances: usize) -> Self {
         self.instances = instances.max(1);
+        self
+    }
+
+    /// Ships the lines of invocations that name their function (see `logs`) to CloudWatch Logs there.
+    pub fn ship_logs_to(mut self, endpoint: &str) -> Self {
+        self.logs_endpoint = Some(endpoint.to_owned());
         self
     }
 
@@ -44,7 +60,9 @@ pub struct LambdaFunction {
     invoke_url: String,
     client: reqwest::Client,
     instances: Vec<Guarded>,
+    _shipper: Shipper,
     _deadline_proxy: Proxy,
+    _invoke_proxy: Proxy,
     _emulator: Guarded,
 }
 
@@ -69,7 +87,10 @@ impl LambdaFunction {
 
         // cargo-lambda's emulator sends `Lambda-Runtime-Deadline-Ms: 600000`, a moment in 1970, where
         // Lambda sends the invocation's deadline; the proxy sets it as Lambda would.
-        let proxy = Proxy::start(emulator_url.clone(), Behaviour::SetDeadline(options.timeout)).await;
+        let invocations = Arc::new(Invocations::default());
+        let proxy =
+            Proxy::start(emulator_url.clone(), Behaviour::SetDeadline(options.timeout, invocations.clone())).await;
+        let invoke_proxy = Proxy::start(emulator_url.clone(), Behaviour::NameInvocations(invocations.clone())).await;
         let proxy_port = proxy.port;
         let mut command = Command::new(&options.binary);
         command
@@ -85,16 +106,25 @@ impl LambdaFunction {
         for (key, value) in &options.env {
             command.env(key, value);
         }
-        // One log for all instances, in the order things happened.
+        // One log for all instances, in the order things happened; their lines also go to CloudWatch Logs.
         let log_path = log_dir.join("function.log");
+        let shipper = Shipper::start(options.logs_endpoint.as_deref(), invocations);
         let instances = (0..options.instances)
-            .map(|n| Guarded::spawn_appending(&format!("function-{}", n + 1), &mut command, &log_path))
+            .map(|n| {
+                let (instance, stderr) =
+                    Guarded::spawn_reading_stderr(&format!("function-{}", n + 1), &mut command, &log_path);
+                let log = std::fs::OpenOptions::new().append(true).open(&log_path).expect("the log file opens");
+                shipper.follow(n, stderr, log);
+                instance
+            })
             .collect();
         LambdaFunction {
-            invoke_url: format!("{emulator_url}/2015-03-31/functions/_/invocations"),
+            invoke_url: format!("{}/2015-03-31/functions/_/invocations", invoke_proxy.url),
             client: reqwest::Client::new(),
             instances,
+            _shipper: shipper,
             _deadline_proxy: proxy,
+            _invoke_proxy: invoke_proxy,
             _emulator: emulator,
         }
     }

@@ -6,6 +6,7 @@
 mod endpoint;
 mod function;
 pub mod lifecycle;
+mod logs;
 mod moto;
 mod process;
 mod proxy;
@@ -14,6 +15,7 @@ mod testbed;
 
 pub use endpoint::{RecordedRequest, ScriptedEndpoint};
 pub use function::{FunctionOptions, LambdaFunction};
+pub use logs::{Invocations, Target};
 pub use moto::Moto;
 pub use process::{client_env, free_port, workspace_root};
 pub use proxy::{Behaviour, Proxy};

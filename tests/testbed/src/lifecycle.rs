@@ -323,6 +323,25 @@ impl Lifecycle {
         self.settle(stack, &stack_id, earlier).await
     }
 
+    /// `qa-deploy why --stack STACK` against this moto, printed as a user would type it: its exit
+    /// status and what it printed (stdout, then stderr).
+    pub async fn why(&self, qa_deploy: &Path, stack: &str) -> Result<(i32, String), String> {
+        self.say(&format!("$ qa-deploy why --stack {stack}"));
+        let output = tokio::process::Command::new(qa_deploy)
+            .args(["why", "--stack", stack])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(crate::process::client_env(&self.bed.moto.endpoint))
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .await
+            .map_err(|error| format!("{} did not run: {error}", qa_deploy.display()))?;
+        let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Ok((output.status.code().unwrap_or(-1), printed))
+    }
+
     /// Replaces one authority file in S3 with a changed copy; returns its path below the prefix.
     pub async fn change_one_authority(&self) -> Result<PathBuf, String> {
         let sources = files_below(&self.authorities);

@@ -1,7 +1,7 @@
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository's root, where the Makefile installs `.venv`.
@@ -50,11 +50,18 @@ impl Guarded {
         Self::spawn_into(name, command, log, log_path)
     }
 
-    /// Several processes appending to one log, which then reads in the order things happened.
-    pub fn spawn_appending(name: &str, command: &mut Command, log_path: &Path) -> Guarded {
+    /// A process whose standard error the caller reads; its standard output is appended to `log_path`.
+    pub fn spawn_reading_stderr(name: &str, command: &mut Command, log_path: &Path) -> (Guarded, ChildStderr) {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("the log file can be opened");
-        Self::spawn_into(name, command, log, log_path.to_path_buf())
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{name} did not start: {error}"));
+        let stderr = child.stderr.take().expect("a piped standard error");
+        (Guarded { name: name.to_owned(), child, log_path: log_path.to_path_buf() }, stderr)
     }
 
     fn spawn_into(name: &str, command: &mut Command, log: File, log_path: PathBuf) -> Guarded {

@@ -7,11 +7,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::logs::{Invocations, Target};
+
 /// What the proxy changes on the way through.
 #[derive(Debug, Clone)]
 pub enum Behaviour {
-    /// On the Lambda runtime API: sets each invocation's deadline to now plus the function's timeout.
-    SetDeadline(Duration),
+    /// On the Lambda runtime API: sets each invocation's deadline to now plus the function's timeout,
+    /// and notes which Lambda request each invocation became.
+    SetDeadline(Duration, Arc<Invocations>),
+    /// In front of the emulator's Invoke API: notes the function each invocation is for (headers
+    /// `X-Qa-Function-Name` and `X-Qa-Log-Group`, set by the launcher), which Lambda's API has no
+    /// place for, and passes the invocation on without them.
+    NameInvocations(Arc<Invocations>),
     /// In front of S3: answers 500 to every GET whose path contains this text, as a failing S3 would.
     FailGets(String),
 }
@@ -74,10 +81,16 @@ async fn forward(
             return (StatusCode::INTERNAL_SERVER_ERROR, error).into_response();
         }
     }
+    if let Behaviour::NameInvocations(invocations) = &upstream.behaviour {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let (Some(function), Some(log_group)) = (header("x-qa-function-name"), header("x-qa-log-group")) {
+            invocations.expect(&body, Target { function, log_group });
+        }
+    }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut request = upstream.client.request(method, format!("{}{path}", upstream.base)).body(body);
     for (name, value) in &headers {
-        if name != "host" {
+        if name != "host" && !name.as_str().starts_with("x-qa-") {
             request = request.header(name, value);
         }
     }
@@ -87,14 +100,17 @@ async fn forward(
     };
     let status = answer.status();
     let mut headers = answer.headers().clone();
-    if let Behaviour::SetDeadline(timeout) = upstream.behaviour {
-        if uri.path().ends_with("/runtime/invocation/next") {
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + timeout;
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline.as_millis() as u64));
-        }
-    }
     headers.remove("content-length");
     headers.remove("transfer-encoding");
     let body = answer.bytes().await.unwrap_or_default();
+    if let Behaviour::SetDeadline(timeout, invocations) = &upstream.behaviour {
+        if uri.path().ends_with("/runtime/invocation/next") {
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + *timeout;
+            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from(deadline.as_millis() as u64));
+            if let Some(request_id) = headers.get("lambda-runtime-aws-request-id").and_then(|v| v.to_str().ok()) {
+                invocations.started(request_id, &body);
+            }
+        }
+    }
     (status, headers, body).into_response()
 }

@@ -56,6 +56,7 @@ impl StackBed {
         let mut options = FunctionOptions::new(function_binary)
             .timeout(Duration::from_secs(300))
             .instances(4)
+            .ship_logs_to(&endpoint)
             .env("AUTHORITIES_MOUNT_PATH", mount.to_str().expect("a UTF-8 path"));
         for (key, value) in client_env(&endpoint) {
             options = options.env(key, &value);
@@ -178,15 +179,24 @@ impl StackBed {
         path
     }
 
-    /// Makes the tasks of a task definition family (or with a container of that name) stop as an
-    /// essential container that exits does: ECS's stopped reason, the container's reason and
-    /// exit code. The launcher reads this at every task start.
-    pub fn stop_tasks(&self, family_or_container: &str, stopped_reason: &str, reason: &str, exit_code: i32) {
+    /// Makes the tasks of a task definition revision (`family:revision`), family, or with a
+    /// container of that name stop as an essential container that exits does: ECS's stopped
+    /// reason, the container's reason and exit code, and the lines it printed before (in its
+    /// awslogs stream). The launcher reads this at every task start.
+    pub fn stop_tasks(
+        &self,
+        task_definition: &str,
+        stopped_reason: &str,
+        reason: &str,
+        exit_code: i32,
+        log_lines: &[&str],
+    ) {
         let path = self.work.path().join("ecs-faults.json");
         let mut faults: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
             .unwrap_or_else(|_| serde_json::json!({}));
-        faults[family_or_container] =
-            serde_json::json!({"stoppedReason": stopped_reason, "reason": reason, "exitCode": exit_code});
+        faults[task_definition] = serde_json::json!(
+            {"stoppedReason": stopped_reason, "reason": reason, "exitCode": exit_code, "logLines": log_lines}
+        );
         std::fs::write(&path, faults.to_string()).expect("the faults file is written");
     }
 

@@ -155,6 +155,16 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary, qa_deploy: &Path)
         failed.has("EnvFileCheck", "DELETE_COMPLETE"),
         "EnvFileCheck DELETE_COMPLETE",
     );
+    // qa-deploy is built beside the demo (make demo builds both).
+    let qa_deploy = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("qa-deploy");
+    let (status, why) = lifecycle.why(&qa_deploy, FAILING_STACK).await?;
+    print!("{why}");
+    summary.check(
+        lifecycle,
+        "qa-deploy why explains it",
+        status == 1 && why.contains("EnvFileCheck") && why.contains("Log of request"),
+        &format!("exit {status}: the root cause, its function's log lines, what to do"),
+    );
     lifecycle.make_bucket_private().await?;
     let since = Instant::now();
     let cleaned = lifecycle.delete_stack(FAILING_STACK).await?;
