@@ -156,8 +156,7 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary, qa_deploy: &Path)
         "EnvFileCheck DELETE_COMPLETE",
     );
     // qa-deploy is built beside the demo (make demo builds both).
-    let qa_deploy = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("qa-deploy");
-    let (status, why) = lifecycle.why(&qa_deploy, FAILING_STACK).await?;
+    let (status, why) = lifecycle.why(qa_deploy, FAILING_STACK).await?;
     print!("{why}");
     summary.check(
         lifecycle,
