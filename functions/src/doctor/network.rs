@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{Filter, Route, VpcAttributeName};
 
 use super::{Outcome, Row};
 use crate::aws::describe;
-use crate::seed_authorities::delegate::{s3_route, RouteTable};
+use crate::seed_authorities::delegate::{describe_tables, s3_route, RouteTable};
 
 const AREA: &str = "Network";
 
@@ -430,13 +430,7 @@ fn seed_reaches_s3_row(facts: &Facts, subnets: &[String], endpoint_tables: &[Str
             .collect();
         return Row::new(AREA, check, Outcome::Passed(ways.join(", ")));
     }
-    let described: Vec<String> = missing
-        .iter()
-        .map(|t| {
-            let main = if t.main { ", the VPC's main route table" } else { "" };
-            format!("{} (subnets {}{main})", t.id, t.subnets.join(", "))
-        })
-        .collect();
+    let described = describe_tables(&missing);
     let all: Vec<&str> = tables.iter().filter(|t| t.s3_route.is_none()).map(|t| t.id.as_str()).collect();
     Row::new(
         AREA,
@@ -445,7 +439,7 @@ fn seed_reaches_s3_row(facts: &Facts, subnets: &[String], endpoint_tables: &[Str
             "expected an S3 gateway endpoint or a NAT route (Lambda gives a function in a VPC no public IP), found none on \
              route table {} — set S3EndpointRouteTableIds to {} in the deploy parameters (the stack creates the endpoint), \
              or route the subnets through a NAT gateway",
-            described.join(", "),
+            described,
             all.join(",")
         )),
     )

@@ -50,13 +50,7 @@ pub fn unreachable(tables: &[RouteTable]) -> Option<String> {
     if missing.is_empty() {
         return None;
     }
-    let described: Vec<String> = missing
-        .iter()
-        .map(|table| {
-            let main = if table.main { ", the VPC's main route table" } else { "" };
-            format!("{} (subnets {}{main})", table.id, table.subnets.join(", "))
-        })
-        .collect();
+    let described = describe_tables(&missing);
     let ids: Vec<&str> = missing.iter().map(|table| table.id.as_str()).collect();
     Some(format!(
         "the seeding function cannot reach S3 from its subnets: route table {} has no S3 gateway endpoint \
@@ -64,9 +58,21 @@ pub fn unreachable(tables: &[RouteTable]) -> Option<String> {
          internet gateway does not serve it). Nothing was written. Fix: set the parameter \
          S3EndpointRouteTableIds to {} and update the stack (it creates the S3 gateway endpoint), or \
          route the subnets through a NAT gateway",
-        described.join(", "),
+        described,
         ids.join(",")
     ))
+}
+
+/// "rtb-… (subnets …, the VPC's main route table), …": route tables as a person finds them.
+pub fn describe_tables(tables: &[&RouteTable]) -> String {
+    let described: Vec<String> = tables
+        .iter()
+        .map(|table| {
+            let main = if table.main { ", the VPC's main route table" } else { "" };
+            format!("{} (subnets {}{main})", table.id, table.subnets.join(", "))
+        })
+        .collect();
+    described.join(", ")
 }
 
 /// How a route reaches S3, if it does.
