@@ -41,7 +41,11 @@ test-rust-built:
 	$(CARGO) test --workspace --all-features --no-run
 test-rust-run: test-rust-built $(VENV)/.installed
 	@$(MAKE) --no-print-directory test-rust
-test-python-line: venv lint test-bed test-templates
+# In order: the template tests use the Guard rules that lint installs.
+test-python-line: venv
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory test-bed
+	@$(MAKE) --no-print-directory test-templates
 
 .PHONY: demo
 demo: $(VENV)/.installed ## Both stacks on moto, answered by the real Lambda binary: create, update, a failure that rolls back, delete
