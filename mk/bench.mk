@@ -1,13 +1,29 @@
-# make bench: qa-deploy seed against aws s3 sync, side by side (not part of make test).
+# make bench: qa-deploy seed against aws s3 sync and rclone, side by side (not part of make test).
 BENCH_TOOLS := .bench-tools
 S3S_FS := $(BENCH_TOOLS)/bin/s3s-fs
+RCLONE := $(BENCH_TOOLS)/usr/bin/rclone
 RUNS ?= 5
 
 # A fast S3 server in Rust, so the benchmark does not measure moto.
 $(S3S_FS):
 	$(CARGO) install s3s-fs --version 0.14.1 --features binary --locked --root $(BENCH_TOOLS)
 
-.PHONY: bench
-bench: $(VENV)/.installed $(S3S_FS) ## Seed benchmark against aws s3 sync on moto and s3s-fs (release build; RUNS=5)
+# What an engineer copying many small files from S3 reaches for: Debian's rclone, unpacked here
+# (no root needed).
+$(RCLONE):
+	mkdir -p $(BENCH_TOOLS)/deb
+	cd $(BENCH_TOOLS)/deb && apt-get download rclone
+	dpkg -x $(BENCH_TOOLS)/deb/rclone_*.deb $(BENCH_TOOLS)
+
+.PHONY: bench bench-seed bench-lambda
+bench: bench-seed bench-lambda ## bench-seed and bench-lambda
+
+bench-seed: $(VENV)/.installed $(S3S_FS) $(RCLONE) ## Seed benchmark against aws s3 sync and rclone on moto and s3s-fs (release build; RUNS=5)
 	$(CARGO) build --release --bin qa-deploy -p qa-lookup-functions
-	$(VENV)/bin/python bench/seed_bench.py --qa-deploy target/release/qa-deploy --s3s-fs $(S3S_FS) --runs $(RUNS)
+	$(VENV)/bin/python bench/seed_bench.py --qa-deploy target/release/qa-deploy --s3s-fs $(S3S_FS) --rclone $(RCLONE) --runs $(RUNS)
+
+bench-lambda: $(VENV)/.installed ## The function's cold start, Create answer and peak RSS per resource type (x86_64 zip's bootstrap, moto)
+	$(MAKE) --no-print-directory lambda-zip ARCH=x86_64
+	rm -rf target/lambda/bench && $(VENV)/bin/python -m zipfile -e $(LAMBDA_ZIP) target/lambda/bench
+	chmod +x target/lambda/bench/bootstrap
+	$(VENV)/bin/python bench/lambda_bench.py --bootstrap target/lambda/bench/bootstrap --runs 10

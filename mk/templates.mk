@@ -24,7 +24,7 @@ CARGO ?= cargo
 CARGO_LAMBDA_ARCH_arm64 := --arm64
 CARGO_LAMBDA_ARCH_x86_64 := --x86-64
 
-.PHONY: lint test-templates package deploy deploy-prerequisites delete why stage-given doctor doctor-prerequisites
+.PHONY: lint test-templates lambda-zip package deploy deploy-prerequisites delete why stage-given doctor doctor-prerequisites
 
 lint: $(LINT_VENV)/.installed ## Lint the templates: cfn-lint (0 errors/warnings), checkov (0 failed), size, Control Tower Guard rules when npm is there
 	$(LINT_VENV)/bin/cfn-lint $(TEMPLATES)
@@ -47,9 +47,12 @@ test-templates: $(VENV)/.installed ## Run tests/cfn/*.sh: the documented prerequ
 stage-given:
 	@test -n "$(STAGE)" || { echo "Set STAGE, e.g. make deploy STAGE=prod (uses cfn/prerequisites-prod.env and cfn/deploy-prod.env)"; exit 2; }
 
-package: $(VENV)/.installed stage-given ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64), upload it, write target/cfn/STAGE/ (parameters, packaged template)
+lambda-zip: $(VENV)/.installed ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64) and print its size
 	@test -n "$(CARGO_LAMBDA_ARCH_$(ARCH))" || { echo "ARCH must be arm64 or x86_64"; exit 2; }
 	$(CARGO) lambda build --release $(CARGO_LAMBDA_ARCH_$(ARCH)) --output-format zip --bin custom-resources
+	@echo "$(LAMBDA_ZIP) ($(ARCH)): $$(wc -c < $(LAMBDA_ZIP)) bytes"
+
+package: stage-given lambda-zip ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64), upload it, write target/cfn/STAGE/ (parameters, packaged template)
 	mkdir -p $(PACKAGE_DIR)
 	bucket=$${LAMBDA_BUCKET:-$$($(AWS) cloudformation describe-stacks --stack-name $(PREREQ_STACK) \
 	  --query "Stacks[0].Outputs[?OutputKey=='BucketName'].OutputValue" --output text)} && \

@@ -3,9 +3,12 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-/// The SDK's standard configuration: region, credentials, and `AWS_ENDPOINT_URL` when set.
+/// The SDK's standard configuration: region, credentials, and `AWS_ENDPOINT_URL` when set. Every
+/// AWS call goes through the one HTTPS client, rustls with ring (see the root Cargo.toml).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https).load().await
 }
 
 /// True when `AWS_ENDPOINT_URL` points the SDK at a stand-in such as moto, which needs

@@ -264,6 +264,10 @@ async fn stage_and_commit(
     Ok(removed)
 }
 
+/// Objects up to this size are fetched into memory, then written and validated in one step of a
+/// blocking thread; larger ones are streamed to disk. Memory stays within concurrency × this.
+const IN_MEMORY_MAX: u64 = 256 * 1024;
+
 /// Downloads one object into the staging folder and validates it.
 async fn stage_one(
     source: &impl ObjectSource,
@@ -274,15 +278,29 @@ async fn stage_one(
 ) -> Result<(), String> {
     let key = &planned.object.key;
     let staged = staging.join(&planned.relative);
-    if let Some(parent) = staged.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(|e| format!("{key:?}: cannot stage it: {e}"))?;
-    }
-    let bytes = source.download(bucket, key, &staged).await.map_err(|e| format!("{key:?}: {e}"))?;
-    progress.files_done.fetch_add(1, Ordering::Relaxed);
-    progress.bytes_done.fetch_add(bytes, Ordering::Relaxed);
-    match tokio::task::spawn_blocking(move || validate::problem(&staged)).await {
-        Ok(None) => Ok(()),
-        Ok(Some(problem)) => Err(format!("{key:?}: {problem}")),
+    let checked = if planned.object.size <= IN_MEMORY_MAX {
+        let body = source.fetch(bucket, key).await.map_err(|e| format!("{key:?}: {e}"))?;
+        progress.files_done.fetch_add(1, Ordering::Relaxed);
+        progress.bytes_done.fetch_add(body.len() as u64, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+            staged.parent().map_or(Ok(()), std::fs::create_dir_all)?;
+            std::fs::write(&staged, &body)?;
+            Ok(validate::problem_in(&staged, &body))
+        })
+        .await
+    } else {
+        if let Some(parent) = staged.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| format!("{key:?}: cannot stage it: {e}"))?;
+        }
+        let bytes = source.download(bucket, key, &staged).await.map_err(|e| format!("{key:?}: {e}"))?;
+        progress.files_done.fetch_add(1, Ordering::Relaxed);
+        progress.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || std::io::Result::Ok(validate::problem(&staged))).await
+    };
+    match checked {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(problem))) => Err(format!("{key:?}: {problem}")),
+        Ok(Err(e)) => Err(format!("{key:?}: cannot stage it: {e}")),
         Err(_) => Err(format!("{key:?}: validation crashed")),
     }
 }
@@ -382,6 +400,9 @@ mod tests {
             std::fs::write(destination, bytes).map_err(|e| e.to_string())?;
             Ok(bytes.len() as u64)
         }
+        async fn fetch(&self, _: &str, key: &str) -> Result<Vec<u8>, String> {
+            Ok(self.0.iter().find(|(k, _)| k == key).unwrap().1.clone())
+        }
     }
 
     fn options() -> SeedOptions {
@@ -447,6 +468,19 @@ mod tests {
             }
         }
         found
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_streamed_to_disk_and_validated_like_a_small_one() {
+        let target = tempfile::tempdir().unwrap();
+        let large = format!("a: {}\n", "x".repeat(IN_MEMORY_MAX as usize));
+        let options = SeedOptions { max_total_bytes: 1 << 20, ..options() };
+        run(&[("p/large.yml", &large), ("p/small.yml", "b: 1")], target.path(), &options).await.unwrap();
+        assert_eq!(std::fs::read_to_string(target.path().join("large.yml")).unwrap(), large);
+        let broken = format!("{large}b: [\n");
+        let error = run(&[("p/large.yml", &broken)], target.path(), &options).await.unwrap_err();
+        assert!(error.contains("\"p/large.yml\": invalid YAML at line"), "{error}");
+        assert_eq!(std::fs::read_to_string(target.path().join("large.yml")).unwrap(), large);
     }
 
     #[tokio::test]

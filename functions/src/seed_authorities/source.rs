@@ -21,6 +21,8 @@ pub trait ObjectSource: Send + Sync {
     /// Streams the object into a new file at `destination`; memory does not grow with its size.
     fn download(&self, bucket: &str, key: &str, destination: &Path)
         -> impl Future<Output = Result<u64, String>> + Send;
+    /// The whole object in memory, for a small one.
+    fn fetch(&self, bucket: &str, key: &str) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
 }
 
 pub struct S3Source {
@@ -42,6 +44,17 @@ impl S3Source {
         file.flush().await.map_err(|e| format!("cannot write {}: {e}", destination.display()))?;
         Ok(bytes)
     }
+
+    async fn fetch_once(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let object = self.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| describe(&e))?;
+        let body = object.body.collect().await.map_err(|e| format!("download broke off: {e}"))?;
+        Ok(body.to_vec())
+    }
+}
+
+/// The SDK retries throttling and 5xx answers itself; this also retries a body that breaks off.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(3).with_jitter()
 }
 
 impl ObjectSource for S3Source {
@@ -61,15 +74,18 @@ impl ObjectSource for S3Source {
         Ok(objects)
     }
 
-    /// The SDK retries throttling and 5xx answers itself; this also retries a body that breaks off.
     async fn download(&self, bucket: &str, key: &str, destination: &Path) -> Result<u64, String> {
-        let backoff =
-            ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(3).with_jitter();
         (|| self.download_once(bucket, key, destination))
-            .retry(backoff)
-            .notify(|error, delay| {
-                tracing::warn!(key, retry_in_ms = delay.as_millis() as u64, "download failed: {error}")
-            })
+            .retry(backoff())
+            .notify(|e, delay| retrying(key, e, delay))
             .await
     }
+
+    async fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        (|| self.fetch_once(bucket, key)).retry(backoff()).notify(|e, delay| retrying(key, e, delay)).await
+    }
+}
+
+fn retrying(key: &str, error: &String, delay: Duration) {
+    tracing::warn!(key, retry_in_ms = delay.as_millis() as u64, "download failed: {error}")
 }

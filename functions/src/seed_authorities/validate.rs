@@ -2,33 +2,43 @@
 
 use std::path::Path;
 
+enum Kind {
+    Json,
+    Yaml,
+}
+
+/// The kind of file checked, by its extension; `None`: not checked.
+fn kind(path: &Path) -> Option<Kind> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "json" => Some(Kind::Json),
+        "yml" | "yaml" => Some(Kind::Yaml),
+        _ => None,
+    }
+}
+
 /// `None` when the file parses (or is of a kind not checked), else the parser's line and message.
 pub fn problem(path: &Path) -> Option<String> {
-    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-    let read = || std::fs::read(path).map_err(|e| format!("could not be read back: {e}"));
-    match extension.as_str() {
-        "json" => {
-            let bytes = match read() {
-                Ok(bytes) => bytes,
-                Err(error) => return Some(error),
-            };
-            serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
-                .err()
-                .map(|e| format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()))
-        }
-        "yml" | "yaml" => {
-            let bytes = match read() {
-                Ok(bytes) => bytes,
-                Err(error) => return Some(error),
-            };
-            let Ok(text) = String::from_utf8(bytes) else {
+    kind(path)?;
+    match std::fs::read(path) {
+        Ok(bytes) => problem_in(path, &bytes),
+        Err(e) => Some(format!("could not be read back: {e}")),
+    }
+}
+
+/// As [`problem`], for the bytes of the file at `path`, already in memory.
+pub fn problem_in(path: &Path, bytes: &[u8]) -> Option<String> {
+    match kind(path)? {
+        Kind::Json => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .err()
+            .map(|e| format!("invalid JSON at line {} column {}: {e}", e.line(), e.column())),
+        Kind::Yaml => {
+            let Ok(text) = std::str::from_utf8(bytes) else {
                 return Some("invalid YAML: not UTF-8 text".to_owned());
             };
-            yaml_rust2::YamlLoader::load_from_str(&text).err().map(|e| {
+            yaml_rust2::YamlLoader::load_from_str(text).err().map(|e| {
                 format!("invalid YAML at line {} column {}: {}", e.marker().line(), e.marker().col() + 1, e.info())
             })
         }
-        _ => None,
     }
 }
 

@@ -56,7 +56,11 @@ impl Moto {
 
     /// An SDK configuration for this moto: static test credentials, us-east-1, its endpoint.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "testbed"))
             .endpoint_url(&self.endpoint)
