@@ -3,7 +3,7 @@
 same local S3 server into fresh folders, alternating, median of --runs each; wall seconds and the
 client's CPU seconds (user + system) of each tool.
 
-(a) real_config: ../shared/fixtures/qa_server_config/ when present (else the repo's sample);
+(a) real_config: ../shared/fixtures/qa_server_config/authorities/ when present (else the repo's sample);
 (b) files_2000: 2,000 generated files of 1-32 KB of valid YAML (validation is part of our work,
 as in production); (c) seed_1gib: one 1 GiB object, one run of each tool, its seconds and peak
 RSS; (d) noop_reseed: a re-seed with nothing changed, its seconds and, on moto, its GETs.
@@ -122,6 +122,7 @@ def upload_big(server, prefix, workdir):
             out.write(chunk)
     server.s3.upload_file(str(big), BUCKET, prefix + "big.bin")
     big.unlink()
+    server.s3.put_object(Bucket=BUCKET, Key=prefix + "languages.yml", Body=b"terms: []\n")  # one authority
 
 
 class Run:
@@ -183,7 +184,8 @@ def rclone(rclone_bin, transfers, server, prefix, target):
 
 def tools(qa_deploy, rclone_bin):
     """Each tool by name: a function (server, prefix, target) -> Run."""
-    named = {"ours": lambda *a: ours(qa_deploy, *a), "s3sync": s3sync}
+    # The 1 GiB object and its one authority are just over the default MaxTotalBytes.
+    named = {"ours": lambda *a: ours(qa_deploy, *a, extra=("--max-total-bytes", str(2 << 30))), "s3sync": s3sync}
     for n in RCLONE_TRANSFERS:
         named[f"rclone{n}"] = lambda *a, n=n: rclone(rclone_bin, n, *a)
     return named
@@ -249,7 +251,7 @@ def main():
     parser.add_argument("--rclone", required=True)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    real = ROOT.parent / "shared" / "fixtures" / "qa_server_config"
+    real = ROOT.parent / "shared" / "fixtures" / "qa_server_config" / "authorities"
     if not real.is_dir():
         real = ROOT / "tests" / "fixtures" / "authorities"
         print(f"(the real configuration is absent; real_config uses {real})", flush=True)
@@ -270,7 +272,7 @@ def main():
                 noop_reseed(chosen, server, "real/", args.runs, workdir)
                 upload_big(server, "big/", workdir)
                 big_object(chosen, server, "big/", workdir)
-                server.s3.delete_object(Bucket=BUCKET, Key="big/big.bin")
+                server.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": "big/big.bin"}, {"Key": "big/languages.yml"}]})
             finally:
                 server.stop()
 
