@@ -114,6 +114,9 @@ impl Seeding {
 async fn create_update_delete_mirror_the_source_and_touch_only_what_changed() {
     let seeding = start().await;
     let mut source = tree(&source_folder());
+    // Larger than what is fetched into memory: streamed to disk.
+    let large: String = (0..25_000).map(|i| format!("- term {i}\n")).collect();
+    source.insert("zz_streamed_to_disk.yml".into(), large.into_bytes());
     upload(&seeding.bed, "authorities/", &source).await;
 
     let created = seeding.create(json!({"Bucket": BUCKET, "SourceVersion": "1"})).await;
