@@ -153,12 +153,7 @@ struct CloudWatch {
 
 impl CloudWatch {
     async fn new(endpoint: &str) -> CloudWatch {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "testbed"))
-            .endpoint_url(endpoint)
-            .load()
-            .await;
+        let config = crate::moto::sdk_config(endpoint).await;
         CloudWatch {
             client: aws_sdk_cloudwatchlogs::Client::new(&config),
             environments: HashMap::new(),

@@ -56,16 +56,7 @@ impl Moto {
 
     /// An SDK configuration for this moto: static test credentials, us-east-1, its endpoint.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-        let http =
-            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "testbed"))
-            .endpoint_url(&self.endpoint)
-            .load()
-            .await
+        sdk_config(&self.endpoint).await
     }
 
     /// Keeps ECS tasks in the state they are in: by default moto moves a task on
@@ -86,4 +77,18 @@ impl Moto {
         let config = aws_sdk_s3::config::Builder::from(&self.sdk_config().await).force_path_style(true).build();
         aws_sdk_s3::Client::from_conf(config)
     }
+}
+
+/// An SDK configuration for the moto at `endpoint`. The SDK is built without its default
+/// HTTP client (one TLS stack for the workspace), so every configuration names one.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "testbed"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
 }
