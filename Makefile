@@ -32,13 +32,12 @@ test: ## Everything: checks, template lint, unit and end-to-end tests
 	@echo "make test: all passed"
 
 # Two lines side by side, each target's output printed whole when it ends: the Rust line
-# (fmt, clippy, the test build, then the tests, once the emulator is installed) and the Python
+# (fmt, the test build linted by clippy, then the tests, once the emulator is installed) and the Python
 # line (the virtualenvs, template lint, the bed's own tests, the template tests). The compiler
 # keeps the cores busy while pip downloads and the end-to-end tests wait on the bed's clocks.
 test-lines: test-rust-run test-python-line
 test-rust-built:
 	@$(MAKE) --no-print-directory check
-	$(CARGO) test --workspace --all-features --no-run
 test-rust-run: test-rust-built $(VENV)/.installed
 	@$(MAKE) --no-print-directory test-rust
 # In order: the template tests use the Guard rules that lint installs.

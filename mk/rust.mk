@@ -5,11 +5,18 @@ CARGO ?= cargo
 build: ## Build the workspace (debug)
 	$(CARGO) build --workspace --all-features
 
+# Clippy as the compiler of the workspace's own crates (clippy's README, "Using Clippy as a rustc
+# wrapper"): the test build lints our code while it compiles it, so the dependencies are built
+# once, not checked once for clippy and built again for the tests. CLIPPY_ARGS carries the lint
+# levels, as `cargo clippy` passes them to clippy-driver. Every cargo command that shares the test
+# build's artifacts runs with it.
+LINTED = RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" CLIPPY_ARGS=-Dwarnings
+
 .PHONY: check
-check: ## cargo fmt --check and cargo clippy -D warnings, with and without the test-only feature
+check: ## cargo fmt --check; clippy -D warnings on every target with the test-only feature and on the shipped binaries without it
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(LINTED) $(CARGO) test --workspace --all-features --no-run
+	$(LINTED) $(CARGO) build -p qa-lookup-functions --lib --bins
 
 .PHONY: test-bed
 test-bed: $(VENV)/.installed ## The test bed's own tests: its CloudFormation against CloudFormation's documented behaviour
@@ -20,5 +27,5 @@ test-bed: $(VENV)/.installed ## The test bed's own tests: its CloudFormation aga
 TEST_THREADS ?= 4
 
 test-rust: $(VENV)/.installed ## Unit tests and the end-to-end tests (tests/end_to_end/) on moto and the runtime emulator
-	$(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
+	$(LINTED) $(CARGO) test --workspace --all-features -- --test-threads=$(TEST_THREADS)
 
