@@ -4,6 +4,8 @@
 //! content (the MD5 an S3 ETag of a single-part upload is), not by size and time as `aws s3
 //! sync` judges (aws-cli #1074, #3415: a same-size change is skipped); objects no longer in the
 //! tree are deleted after the uploads, so a seed in between sees a superset, never a gap.
+//! With `--stack`, the stack's seeding function then seeds its access point and every running app
+//! task reloads, each verified (see [`crate::authorities_reload`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -314,4 +316,104 @@ mod tests {
         let error = read_tree(folder.path(), "b", "authorities/").unwrap_err();
         assert!(error.contains("no authority qa_server would load"), "{error}");
     }
+}
+
+/// What `publish --stack` needs of a service stack: where its seed reads, the seeding function
+/// that writes the access point, and the app service whose tasks reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackTarget {
+    pub stack_id: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub env_file_key: String,
+    pub allow_empty: String,
+    pub seed_function: String,
+    pub cluster: String,
+    pub service: String,
+}
+
+/// Reads the stack's parameters (with their defaults), the prerequisites stack's bucket export
+/// and the physical ids of `SeedFunction` and `Cluster` (cfn/aws-deploy.yaml's names).
+pub async fn stack_target(cloudformation: &aws_sdk_cloudformation::Client, stack: &str) -> Result<StackTarget, String> {
+    let described = cloudformation
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| format!("stack {stack}: cloudformation:DescribeStacks: {}", describe(&e)))?;
+    let found = described.stacks().first().ok_or_else(|| format!("stack {stack} does not exist"))?;
+    let parameter = |name: &str| {
+        found
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some(name))
+            .and_then(|p| p.parameter_value())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!("stack {stack} has no parameter {name}: expected a service stack of cfn/aws-deploy.yaml")
+            })
+    };
+    let prerequisites = parameter("PrerequisitesStackName")?;
+    let export = format!("{prerequisites}-BucketName");
+    let mut bucket = None;
+    let mut pages = cloudformation.list_exports().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("cloudformation:ListExports: {}", describe(&e)))?;
+        if let Some(value) = page.exports().iter().find(|e| e.name() == Some(export.as_str())).and_then(|e| e.value()) {
+            bucket = Some(value.to_owned());
+        }
+    }
+    let bucket =
+        bucket.ok_or_else(|| format!("no export {export}: is the prerequisites stack {prerequisites} there?"))?;
+    let physical_id = |logical: &'static str| async move {
+        cloudformation
+            .describe_stack_resource()
+            .stack_name(stack)
+            .logical_resource_id(logical)
+            .send()
+            .await
+            .map_err(|e| format!("stack {stack}: resource {logical}: {}", describe(&e)))?
+            .stack_resource_detail()
+            .and_then(|r| r.physical_resource_id())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("stack {stack} has no {logical} yet"))
+    };
+    Ok(StackTarget {
+        stack_id: found.stack_id().unwrap_or(stack).to_owned(),
+        bucket,
+        prefix: parameter("AuthoritiesPrefix")?,
+        env_file_key: parameter("EnvFileKey")?,
+        allow_empty: parameter("AllowEmptyAuthorities").unwrap_or_else(|_| "false".to_owned()),
+        seed_function: physical_id("SeedFunction").await?,
+        cluster: physical_id("Cluster").await?,
+        // cfn/aws-deploy.yaml names it so that the seed can name it without a dependency.
+        service: format!("{stack}-app"),
+    })
+}
+
+/// The stack's own seed as an Update request handed to its seeding function, which runs it (the
+/// same atomic seed), reloads `targets` and returns the answer instead of sending it to
+/// CloudFormation (see `cfn_custom_resource::runner::delegated_event`).
+pub fn seed_request(stack: &StackTarget, targets: &[crate::authorities_reload::Target]) -> serde_json::Value {
+    let properties = serde_json::json!({
+        "ServiceToken": "qa-deploy",
+        "Bucket": stack.bucket,
+        "Prefix": stack.prefix,
+        "AllowEmpty": stack.allow_empty,
+        "EnvFileKey": stack.env_file_key,
+        "ReloadTargets": targets,
+    });
+    let request = serde_json::json!({
+        "RequestType": "Update",
+        "ServiceToken": "qa-deploy",
+        "ResponseURL": "",
+        "StackId": stack.stack_id,
+        "RequestId": uuid::Uuid::new_v4().to_string(),
+        "LogicalResourceId": "SeedAuthorities",
+        "PhysicalResourceId": "qa-deploy-authorities-publish",
+        "ResourceType": "Custom::SeedAuthorities",
+        "ResourceProperties": properties,
+        "OldResourceProperties": properties,
+    });
+    cfn_custom_resource::runner::delegated_event(&request, "qa-deploy authorities publish")
 }

@@ -3,6 +3,7 @@
 use cfn_custom_resource::Resources;
 
 pub mod authorities_publish;
+pub mod authorities_reload;
 pub mod aws;
 pub mod cli_preflight;
 pub mod doctor;

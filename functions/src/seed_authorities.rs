@@ -20,6 +20,7 @@ use cfn_custom_resource::runner::{delegated_event, delegated_result, is_delegate
 use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestContext};
 use serde::Deserialize;
 
+use crate::authorities_reload::{self, Expected, Target};
 use delegate::{AwsWorker, SeedWorker};
 pub use mirror::{seed, Progress, SeedOptions, SeedSummary};
 use source::ObjectSource;
@@ -57,6 +58,19 @@ pub struct Properties {
     /// it reaches S3, runs the seed in it and answers CloudFormation (see [`delegate`]).
     #[serde(default)]
     pub worker_function: Option<String>,
+    /// With `ReloadService`: on Update, every running task of that service reloads the new set
+    /// and is verified (see [`crate::authorities_reload`]); the token is `RELOAD_TOKEN` in
+    /// `s3://Bucket/EnvFileKey`. On Create the app starts after the seed: nothing to reload.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub reload_service: Option<String>,
+    #[serde(default)]
+    pub env_file_key: Option<String>,
+    /// The tasks to reload, found by the function outside the VPC and handed to the seeding
+    /// function with the request; not a template property.
+    #[serde(default)]
+    pub reload_targets: Option<Vec<Target>>,
 }
 
 fn default_prefix() -> String {
@@ -126,7 +140,13 @@ impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
 
     /// Runs the request in the seeding function, after checking (for Create and Update) that its
     /// subnets reach S3; its answer is this one's.
-    async fn delegate(&self, context: &RequestContext, function: &str, check_routes: bool) -> Result<Outcome, Failure> {
+    async fn delegate(
+        &self,
+        context: &RequestContext,
+        properties: &Properties,
+        function: &str,
+        check_routes: bool,
+    ) -> Result<Outcome, Failure> {
         let who = format!("{} {}", Self::TYPE, context.logical_id);
         let fail = |reason: String| Failure::new(format!("{who}: {reason}"));
         let Some(worker) = &self.worker else {
@@ -147,8 +167,21 @@ impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
             .handler_deadline
             .saturating_duration_since(std::time::Instant::now())
             .saturating_sub(Duration::from_secs(5));
+        let mut event = delegated_event(&context.event, &who);
+        if let (true, Some(cluster), Some(service)) = (
+            context.event["RequestType"] == "Update",
+            properties.cluster.as_deref(),
+            properties.reload_service.as_deref(),
+        ) {
+            let targets = worker
+                .running_tasks(cluster, service)
+                .await
+                .map_err(|e| fail(format!("{e}; this function's role needs ecs:ListTasks, ecs:DescribeTasks, ecs:DescribeContainerInstances and ec2:DescribeInstances")))?;
+            tracing::info!(logical_id = %context.logical_id, tasks = targets.len(), "app tasks to reload after the seed");
+            event["ResourceProperties"]["ReloadTargets"] = serde_json::to_value(&targets).expect("targets serialise");
+        }
         let answer = worker
-            .run(function, delegated_event(&context.event, &who), within)
+            .run(function, event, within)
             .await
             .map_err(|e| fail(format!("the seeding function {function} {e}")))?;
         delegated_result(&answer)
@@ -167,13 +200,14 @@ impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
 
     async fn seed(&self, context: &RequestContext, properties: &Properties) -> Result<Outcome, Failure> {
         let target = self.target(context)?;
+        let fail = |reason: String| Failure::new(format!("{} {}: {reason}", Self::TYPE, context.logical_id));
+        let before = manifest::Manifest::read(target);
         let progress = Arc::new(Progress::default());
         let logger = log_progress(progress.clone(), Duration::from_secs(5));
         let result =
             seed(&self.source, &properties.bucket, &properties.prefix, target, &properties.options(), &progress).await;
         logger.abort();
-        let summary =
-            result.map_err(|reason| Failure::new(format!("{} {}: {reason}", Self::TYPE, context.logical_id)))?;
+        let summary = result.map_err(fail)?;
         tracing::info!(
             files = summary.files,
             bytes = summary.bytes,
@@ -185,12 +219,51 @@ impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
             properties.bucket,
             properties.prefix
         );
-        Ok(Outcome::new(format!("seed-authorities:{}", target.display()))
+        let mut outcome = Outcome::new(format!("seed-authorities:{}", target.display()))
             .with_data("Files", summary.files)
             .with_data("Bytes", summary.bytes)
             .with_data("Changed", summary.changed)
             .with_data("Removed", summary.removed)
-            .with_data("Digest", summary.digest))
+            .with_data("Digest", summary.digest);
+        if let Some(targets) = &properties.reload_targets {
+            let expected = Expected::between(&before, &manifest::Manifest::read(target));
+            let report = self.reload(properties, targets, &expected).await.map_err(fail)?;
+            outcome = outcome.with_data("ReloadedTasks", targets.len()).with_data("ReloadReport", report);
+        }
+        Ok(outcome)
+    }
+
+    /// Every target reloads the new set and shows it; the report, or why not every task took it.
+    async fn reload(&self, properties: &Properties, targets: &[Target], expected: &Expected) -> Result<String, String> {
+        if targets.is_empty() {
+            tracing::info!("no running app task to reload");
+            return Ok("no running app task".to_owned());
+        }
+        let key = properties.env_file_key.as_deref().filter(|k| !k.is_empty()).ok_or_else(|| {
+            "the reload needs EnvFileKey (the env file holding RELOAD_TOKEN) beside ReloadService".to_owned()
+        })?;
+        let env_file = format!("s3://{}/{key}", properties.bucket);
+        let text = self.source.fetch(&properties.bucket, key).await.map_err(|e| {
+            format!(
+                "cannot read {env_file} for RELOAD_TOKEN: {e}; the seeding function's role needs s3:GetObject on it"
+            )
+        })?;
+        let token = authorities_reload::reload_token(&String::from_utf8_lossy(&text)).ok_or_else(|| {
+            format!(
+                "RELOAD_TOKEN is missing or blank in {env_file}: qa_server then refuses every reload, so the {} running \
+                 task(s) keep the old set — set RELOAD_TOKEN, restart the tasks (they read the env file when they \
+                 start) and update again",
+                targets.len()
+            )
+        })?;
+        let started = Instant::now();
+        let results = authorities_reload::reload_all(targets, &token, expected).await;
+        let report = authorities_reload::render(&results);
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "reloaded the app tasks:\n{report}");
+        match authorities_reload::failure(&results) {
+            Some(reason) => Err(reason),
+            None => Ok(report),
+        }
     }
 }
 
@@ -200,7 +273,7 @@ impl<S: ObjectSource + 'static, W: SeedWorker> CustomResource for SeedAuthoritie
 
     async fn create(&self, context: &RequestContext, properties: Properties) -> Result<Outcome, Failure> {
         match self.delegate_to(context, &properties) {
-            Some(function) => self.delegate(context, function, true).await,
+            Some(function) => self.delegate(context, &properties, function, true).await,
             None => self.seed(context, &properties).await,
         }
     }
@@ -215,7 +288,7 @@ impl<S: ObjectSource + 'static, W: SeedWorker> CustomResource for SeedAuthoritie
         let remove = properties.as_ref().and_then(|p| p.remove_on_delete).unwrap_or(false);
         if let Some(function) = properties.as_ref().and_then(|p| self.delegate_to(context, p)) {
             if remove {
-                return self.delegate(context, function, false).await;
+                return self.delegate(context, properties.as_ref().expect("checked above"), function, false).await;
             }
             tracing::info!(logical_id = %context.logical_id, "left the seeded files in place");
             return Ok(Outcome::new(physical_id));

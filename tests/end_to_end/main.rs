@@ -3,6 +3,7 @@
 //! (most of their time is waiting on the bed's scaled AWS clocks).
 
 mod authorities_publish;
+mod authorities_reload;
 mod cli_preflight;
 mod doctor;
 mod env_file_check;

@@ -140,6 +140,9 @@ class Bed:
         self.faults_file = os.path.join(work, "ecs-faults.json")
         with open(self.faults_file, "w") as f:
             f.write("{}")
+        # What the app's tasks mount as config/authorities: their qa_server stand-ins list it.
+        self.authorities = os.path.join(work, "authorities")
+        os.makedirs(os.path.join(self.authorities, "linked_data"))
         port = free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
         env = dict(
@@ -147,6 +150,7 @@ class Bed:
             QA_LAMBDA_INVOKE_URL=f"http://127.0.0.1:{self.stand_in.port}/invoke",
             QA_TESTBED_TIME_SCALE=TIME_SCALE,
             QA_TESTBED_ECS_FAULTS=self.faults_file,
+            QA_TESTBED_AUTHORITIES_DIR=self.authorities,
             MOTO_PORT=str(port),
         )
         self.log_path = os.path.join(work, "moto.log")

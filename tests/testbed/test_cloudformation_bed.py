@@ -2,7 +2,14 @@
 (sources in ``launcher/stacks.py`` and ``launcher/custom_resources.py``)."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -530,3 +537,199 @@ def test_a_stopped_tasks_container_lines_are_in_its_awslogs_stream(ecs_bed):
     assert (prefix, container_name) == ("web", "web") and task_id, streams[0]["logStreamName"]
     events = logs.get_log_events(logGroupName=group, logStreamName=streams[0]["logStreamName"])["events"]
     assert [e["message"] for e in events] == ["starting", "fatal: no database"]
+
+
+# ---------------------------------------------------------------- 10. tasks on container instances
+
+
+def app_on_instances_template(family, env_file_arn):
+    """cfn/aws-deploy.yaml's shape: an auto scaling group whose launch template's user data joins
+    the cluster, and a bridge-mode app task with a dynamic host port, an env file, the authorities mount."""
+    user_data = "#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'EOF'\nECS_CLUSTER=${Cluster}\nEOF\n"
+    app = {
+        "Name": "qa-server-app",
+        "Image": "qa_server",
+        "Memory": 128,
+        "Essential": True,
+        "PortMappings": [{"Name": "http", "ContainerPort": 3000, "HostPort": 0, "Protocol": "tcp"}],
+        "EnvironmentFiles": [{"Type": "s3", "Value": env_file_arn}],
+        "MountPoints": [
+            {"SourceVolume": "authorities", "ContainerPath": "/app/ld4p/qa_server-webapp/config/authorities"}
+        ],
+    }
+    return template(
+        {
+            "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {}},
+            "LaunchTemplate": {
+                "Type": "AWS::EC2::LaunchTemplate",
+                "Properties": {
+                    "LaunchTemplateData": {
+                        "ImageId": "ami-12c6146b",
+                        "InstanceType": "t3.small",
+                        "UserData": {"Fn::Base64": {"Fn::Sub": user_data}},
+                    }
+                },
+            },
+            "AutoScalingGroup": {
+                "Type": "AWS::AutoScaling::AutoScalingGroup",
+                "Properties": {
+                    "AvailabilityZones": ["us-east-1a"],
+                    "LaunchTemplate": {
+                        "LaunchTemplateId": {"Ref": "LaunchTemplate"},
+                        "Version": {"Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]},
+                    },
+                    "MinSize": "2",
+                    "MaxSize": "2",
+                    "DesiredCapacity": "2",
+                },
+            },
+            "Tasks": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": family,
+                    "NetworkMode": "bridge",
+                    "RequiresCompatibilities": ["EC2"],
+                    "ContainerDefinitions": [app],
+                    "Volumes": [{"Name": "authorities"}],
+                },
+            },
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "DependsOn": "AutoScalingGroup",
+                "Properties": {
+                    "Cluster": {"Ref": "Cluster"},
+                    "TaskDefinition": {"Ref": "Tasks"},
+                    "DesiredCount": 2,
+                    "LaunchType": "EC2",
+                },
+            },
+        },
+        outputs={
+            "Cluster": {"Value": {"Ref": "Cluster"}},
+            "ServiceName": {"Value": {"Fn::GetAtt": ["Service", "Name"]}},
+        },
+    )
+
+
+def call(method, url):
+    """(status, content type, body: parsed when JSON) of an HTTP call."""
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        response = urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        response = error
+    with response:
+        kind, body = response.headers.get("Content-Type"), response.read()
+        return response.status, kind, json.loads(body) if kind == "application/json" else body
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_an_app_task_on_a_container_instance_has_a_host_port_where_its_qa_server_stand_in_lists_reloads_with_the_token_and_refuses_a_wrong_one_with_401(
+    bed,
+):
+    linked_data = os.path.join(bed.authorities, "linked_data")
+    for leftover in os.listdir(linked_data):
+        os.remove(os.path.join(linked_data, leftover))
+    with open(os.path.join(linked_data, "a.json"), "w") as f:
+        f.write("{}")
+    bucket, token = name("env"), "s3cret=with#signs"
+    s3 = bed.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    env_file = f"# the app's settings\nRAILS_ENV=production\nRELOAD_TOKEN={token}\n"
+    s3.put_object(Bucket=bucket, Key="qa.env", Body=env_file.encode())
+
+    stack_id, run = create(bed, app_on_instances_template(name("app"), f"arn:aws:s3:::{bucket}/qa.env"))
+
+    assert run.status == "CREATE_COMPLETE", run.show()
+    stack = bed.cfn.describe_stacks(StackName=stack_id)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    ecs, cluster = bed.client("ecs"), outputs["Cluster"]
+    arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+    tasks = [
+        t
+        for t in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        if t["group"] == f"service:{outputs['ServiceName']}" and t["lastStatus"] == "RUNNING"
+    ]
+    assert len(tasks) == 2, tasks
+    instances = {t["containerInstanceArn"] for t in tasks}
+    assert len(instances) == 2, "spread over the group's two instances"
+    described = ecs.describe_container_instances(cluster=cluster, containerInstances=sorted(instances))
+    ec2_ids = [c["ec2InstanceId"] for c in described["containerInstances"]]
+    reservations = bed.client("ec2").describe_instances(InstanceIds=ec2_ids)["Reservations"]
+    assert all(i["PrivateIpAddress"] for r in reservations for i in r["Instances"]), reservations
+    ports = []
+    for task in tasks:
+        (binding,) = task["containers"][0]["networkBindings"]
+        assert (binding["bindIP"], binding["containerPort"], binding["protocol"]) == ("0.0.0.0", 3000, "tcp")
+        ports.append(binding["hostPort"])
+    first, second = (f"http://127.0.0.1:{port}/authorities" for port in ports)
+    for task in tasks:
+        task_id = task["taskArn"].rsplit("/", 1)[1]
+        assert os.path.exists(os.path.join(bed.work, f"qa-server-{task_id}.log")), "beside moto.log"
+
+    assert call("GET", f"http://127.0.0.1:{ports[0]}/")[0] == 200, "the health check path"
+    listed = call("GET", f"{first}/list/linked_data/authorities")
+    assert listed == (200, "application/json", ["A", "GETTY_AAC", "LOC", "OCLC_FAST"])
+    wrong = call("GET", f"{first}/reload/linked_data/authorities?auth_token=guess")
+    assert wrong[0] == 401 and wrong[2] == {
+        "errors": "FAIL: unable to reload authorities; error_msg: Invalid token (guess) does not match expected token."
+    }
+    with open(os.path.join(linked_data, "b.json"), "w") as f:
+        f.write("{}")
+    reload_path = f"/reload/linked_data/authorities?auth_token={urllib.parse.quote(token)}"
+    assert call("GET", first + reload_path)[2] == ["A", "B", "GETTY_AAC", "LOC", "OCLC_FAST"]
+    assert call("GET", f"{first}/list/linked_data/authorities")[2] == ["A", "B", "GETTY_AAC", "LOC", "OCLC_FAST"]
+
+    assert call("POST", f"http://127.0.0.1:{ports[1]}/testbed/ignore-reload")[0] == 200
+    assert call("GET", second + reload_path)[:2] == (200, "application/json")
+    assert call("GET", f"http://127.0.0.1:{ports[1]}/testbed/state")[2] == {
+        "names": ["A", "GETTY_AAC", "LOC", "OCLC_FAST"],
+        "reloads": 0,
+    }, "a task that did not take the reload still serves the old set"
+    with open(os.path.join(linked_data, "broken.json"), "w") as f:
+        f.write("{not json")
+    assert call("GET", first + reload_path)[0] == 500, "qa raises on a file that is not JSON"
+    kept = call("GET", f"http://127.0.0.1:{ports[0]}/testbed/state")[2]["names"]
+    assert kept == ["A", "B", "GETTY_AAC", "LOC", "OCLC_FAST"], "and keeps the set it had"
+
+    run = delete(bed, stack_id)
+
+    assert run.status == "DELETE_COMPLETE", run.show()
+    deadline = time.monotonic() + 10
+    while any(port_open(port) for port in ports):
+        assert time.monotonic() < deadline, "the stand-ins stop with their tasks"
+        time.sleep(0.05)
+
+
+def test_a_qa_server_stand_in_exits_when_the_launcher_that_started_it_is_gone(tmp_path):
+    (tmp_path / "linked_data").mkdir()
+    # Starts the stand-in as ecs.py does, sees it answer, and exits.
+    launcher = """
+import os, socket, subprocess, sys, urllib.request
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+subprocess.Popen([sys.executable, sys.argv[1], str(listener.fileno()), sys.argv[2], str(os.getpid())],
+                 pass_fds=[listener.fileno()], env={"RELOAD_TOKEN": "t"})
+port = listener.getsockname()[1]
+listener.close()
+assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).status == 200
+print(port)
+"""
+    stand_in = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher", "qa_server_standin.py")
+    started = subprocess.run(
+        [sys.executable, "-c", launcher, stand_in, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    port = int(started.stdout)
+
+    deadline = time.monotonic() + 5
+    while port_open(port):
+        assert time.monotonic() < deadline, "the stand-in outlived its parent"
+        time.sleep(0.05)

@@ -51,13 +51,19 @@ enum AuthoritiesCommand {
 }
 
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("destination").required(true).args(["stack", "bucket"]))]
 struct PublishArgs {
     /// The local folder of authority files (as qa_server's config/authorities).
     #[arg(long)]
     from: PathBuf,
+    /// The service stack: its bucket and prefix; after the upload its seeding function seeds the
+    /// access point and every running app task reloads, each verified (exit 1 if one did not).
     #[arg(long)]
-    bucket: String,
-    #[arg(long, default_value = seed_authorities::DEFAULT_PREFIX)]
+    stack: Option<String>,
+    /// Only upload, to this bucket (nothing is reloaded).
+    #[arg(long)]
+    bucket: Option<String>,
+    #[arg(long, default_value = seed_authorities::DEFAULT_PREFIX, conflicts_with = "stack")]
     prefix: String,
     /// Print what would be uploaded and deleted, change nothing.
     #[arg(long)]
@@ -156,46 +162,104 @@ async fn check_env(args: CheckEnvArgs) -> ExitCode {
 
 async fn publish(args: PublishArgs) -> ExitCode {
     use qa_lookup_functions::authorities_publish::{self as publish, Bucket, S3Bucket};
-    let prefix = if args.prefix.ends_with('/') { args.prefix.clone() } else { format!("{}/", args.prefix) };
-    let local = match publish::read_tree(&args.from, &args.bucket, &prefix) {
-        Ok(local) => local,
-        Err(problem) => {
-            eprintln!("qa-deploy authorities publish: {problem}");
-            return ExitCode::FAILURE;
-        }
+    let fail = |problem: String| {
+        eprintln!("qa-deploy authorities publish: {problem}");
+        ExitCode::FAILURE
     };
     let config = match aws_ready("authorities publish", S3Probe::new).await {
         Ok(config) => config,
         Err(exit) => return exit,
     };
+    let stack = match &args.stack {
+        Some(name) => match publish::stack_target(&aws_sdk_cloudformation::Client::new(&config), name).await {
+            Ok(stack) => Some(stack),
+            Err(problem) => return fail(problem),
+        },
+        None => None,
+    };
+    let (bucket_name, prefix) = match &stack {
+        Some(stack) => (stack.bucket.clone(), stack.prefix.clone()),
+        None => (args.bucket.clone().unwrap_or_default(), args.prefix.clone()),
+    };
+    let prefix = if prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
+    let local = match publish::read_tree(&args.from, &bucket_name, &prefix) {
+        Ok(local) => local,
+        Err(problem) => return fail(problem),
+    };
     let bucket = S3Bucket::new(&config);
-    let remote = match bucket.list(&args.bucket, &prefix).await {
+    let remote = match bucket.list(&bucket_name, &prefix).await {
         Ok(remote) => remote,
-        Err(problem) => {
-            eprintln!("qa-deploy authorities publish: {problem}");
-            return ExitCode::FAILURE;
-        }
+        Err(problem) => return fail(problem),
     };
     let plan = publish::plan(local, &remote);
-    let destination = format!("s3://{}/{prefix}", args.bucket);
+    let destination = format!("s3://{bucket_name}/{prefix}");
     print!("{}", plan.render(&destination));
     if args.dry_run {
         println!("dry run: nothing was changed");
         return ExitCode::SUCCESS;
     }
+    let started = std::time::Instant::now();
     if plan.is_empty() {
         println!("nothing to publish");
-    } else if let Err(problem) = publish::apply(&bucket, &args.bucket, &plan).await {
-        eprintln!("qa-deploy authorities publish: {problem}");
-        return ExitCode::FAILURE;
+    } else if let Err(problem) = publish::apply(&bucket, &bucket_name, &plan).await {
+        return fail(problem);
     } else {
         println!("published to {destination}");
     }
+    let Some(stack) = stack else {
+        println!(
+            "nothing was reloaded: the running tasks serve the files on EFS until the stack seeds again \
+             (publish with --stack, or update the stack with a new AuthoritiesSourceVersion)"
+        );
+        return ExitCode::SUCCESS;
+    };
+    reload_stack(&config, &stack, started).await
+}
+
+/// The stack's seeding function seeds the access point and reloads every running app task.
+async fn reload_stack(
+    config: &aws_config::SdkConfig,
+    stack: &qa_lookup_functions::authorities_publish::StackTarget,
+    started: std::time::Instant,
+) -> ExitCode {
+    use qa_lookup_functions::authorities_publish::seed_request;
+    use qa_lookup_functions::authorities_reload::{EcsTasks, TaskDirectory};
+    use qa_lookup_functions::seed_authorities::delegate::{AwsWorker, SeedWorker};
+    let fail = |problem: String| {
+        eprintln!("qa-deploy authorities publish: {problem}");
+        ExitCode::FAILURE
+    };
+    let targets = match EcsTasks::new(config).running_tasks(&stack.cluster, &stack.service).await {
+        Ok(targets) => targets,
+        Err(problem) => return fail(problem),
+    };
     println!(
-        "nothing was reloaded: the running tasks serve the files on EFS until the stack seeds again \
-         (update it with a new AuthoritiesSourceVersion)"
+        "seeding the authorities access point through {} and reloading {} running task(s) of {}",
+        stack.seed_function,
+        targets.len(),
+        stack.service
     );
-    ExitCode::SUCCESS
+    // The seeding function's own timeout (cfn/aws-deploy.yaml) bounds the wait.
+    let answer = match AwsWorker::new(config)
+        .run(&stack.seed_function, seed_request(stack, &targets), Duration::from_secs(900))
+        .await
+    {
+        Ok(answer) => answer,
+        Err(problem) => return fail(format!("the seeding function {} {problem}", stack.seed_function)),
+    };
+    match cfn_custom_resource::runner::delegated_result(&answer) {
+        Ok(outcome) => {
+            let report = outcome.data.get("ReloadReport").cloned().unwrap_or_default();
+            println!("{report}");
+            println!(
+                "every running task serves the new set ({} task(s), {:.1} s from the upload)",
+                targets.len(),
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(failure) => fail(failure.reason.replace("; ✗", "\n✗").replace(": ✗", ":\n✗")),
+    }
 }
 
 async fn doctor(args: DoctorArgs) -> ExitCode {

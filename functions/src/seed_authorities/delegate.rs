@@ -16,6 +16,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use serde_json::Value;
 
+use crate::authorities_reload::{EcsTasks, Target, TaskDirectory};
 use crate::aws::describe;
 
 /// One route table serving some of the seeding function's subnets.
@@ -37,6 +38,9 @@ pub trait SeedWorker: Send + Sync + 'static {
 
     /// The route tables that serve `subnets`, each with how it reaches S3.
     fn route_tables(&self, subnets: &[String]) -> impl Future<Output = Result<Vec<RouteTable>, String>> + Send;
+
+    /// The running tasks of `service` to reload after the seed.
+    fn running_tasks(&self, cluster: &str, service: &str) -> impl Future<Output = Result<Vec<Target>, String>> + Send;
 
     /// Runs `event` in `function` and returns what it returned, within `within`.
     fn run(&self, function: &str, event: Value, within: Duration)
@@ -100,6 +104,7 @@ pub fn s3_route(route: &aws_sdk_ec2::types::Route, s3_prefix_list: Option<&str>)
 pub struct AwsWorker {
     lambda: aws_sdk_lambda::Client,
     ec2: aws_sdk_ec2::Client,
+    tasks: EcsTasks,
     region: String,
 }
 
@@ -108,6 +113,7 @@ impl AwsWorker {
         AwsWorker {
             lambda: aws_sdk_lambda::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
+            tasks: EcsTasks::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
         }
     }
@@ -182,6 +188,10 @@ impl SeedWorker for AwsWorker {
             }
         }
         Ok(found)
+    }
+
+    async fn running_tasks(&self, cluster: &str, service: &str) -> Result<Vec<Target>, String> {
+        self.tasks.running_tasks(cluster, service).await
     }
 
     async fn run(&self, function: &str, event: Value, within: Duration) -> Result<Value, String> {

@@ -8,6 +8,7 @@ Importing a module installs its part into moto; ``moto_launcher.py`` imports the
   CloudFormation checks them.
 - ``stacks``: CloudFormation's stack operations: every resource in dependency order,
   cancellation and rollback, updates by resolved properties, deletion in reverse order.
-- ``ecs``: ECS services that deploy, run and stop tasks, and stabilize as ECS does.
+- ``ecs``: ECS services that deploy, run and stop tasks, and stabilize as ECS does; tasks on
+  the cluster's container instances with host ports, the app's served by ``qa_server_standin``.
 - ``extras``: a template bucket's settings, Cloud Map HTTP namespaces.
 """

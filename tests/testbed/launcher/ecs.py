@@ -24,20 +24,51 @@ has deployments, and a scheduler runs each deployment's tasks:
 deployment runs its desired count (the ``services-stable`` waiter's rule) and its rollout
 COMPLETED; failed with the circuit breaker's message ("Error occurred during operation 'ECS
 Deployment Circuit Breaker was triggered'", aws-cloudformation/rain #458, aws/copilot-cli #2584).
+
+Tasks run on the cluster's EC2 instances, in bridge mode, so that the authorities reload can
+reach each one over the VPC as on AWS (task -> containerInstanceArn -> ec2InstanceId ->
+PrivateIpAddress, plus the container's hostPort):
+- Container instances: the ECS agent on an instance registers it with the cluster its user
+  data names (``ECS_CLUSTER=<name>`` in /etc/ecs/ecs.config, which cfn/aws-deploy.yaml's
+  launch template writes; ECS developer guide, "Amazon ECS container agent configuration").
+  Before a task is launched, the running EC2 instances whose decoded user data has that line
+  and that are not yet registered are registered. A task is placed on the instance with the
+  fewest live tasks (spread). A cluster without such instances (the bed's small templates) runs
+  its tasks as before: no instance, no bindings.
+- Network bindings: once a placed task RUNS, its first container (moto keeps one, from the first
+  container definition) gets a binding for that definition's first port mapping when the task
+  definition is in bridge mode and the mapping's hostPort is 0 or absent (dynamic: ECS developer
+  guide, "PortMapping"): ``{"bindIP": "0.0.0.0", "containerPort", "hostPort", "protocol": "tcp"}``,
+  the host port a free port of 127.0.0.1.
+- qa_server: when ``$QA_TESTBED_AUTHORITIES_DIR`` is set (the folder the seed writes, the EFS
+  access point's stand-in), the app's container (a mount point ending in config/authorities)
+  runs ``qa_server_standin.py`` on that host port, with the container's variables as ECS gives
+  them (its S3 environment files, read from moto's S3, then its environment): RELOAD_TOKEN
+  among them. It stops when the task stops and exits when the launcher does; its output goes to
+  ``qa-server-<task id>.log`` beside the launcher's own log when that is a file.
 """
 
+import base64
 import json
 import logging
 import math
 import os
+import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 
+from moto.core.types import Base64EncodedString
 from moto.core.utils import utcnow
+from moto.ec2.models import ec2_backends
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.logs.models import logs_backends
 from moto.moto_api import state_manager
+from moto.s3.exceptions import MissingBucket
+from moto.s3.models import s3_backends
 
 from . import timing
 
@@ -50,6 +81,8 @@ TASK_START_SECONDS = 30
 RETRY_BACKOFF_SECONDS = 15
 RETRY_BACKOFF_CAP_SECONDS = 27 * 60
 TICK_SECONDS = 0.05
+AUTHORITIES_DIR = os.environ.get("QA_TESTBED_AUTHORITIES_DIR", "")
+STAND_IN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qa_server_standin.py")
 LOCK = threading.RLock()
 SERVICES = []
 
@@ -201,6 +234,126 @@ def stop(task, reason, fault, task_definition=None):
             container.health_status = "UNHEALTHY"
     if fault and fault.get("logLines") and task_definition is not None:
         write_container_logs(task, task_definition, fault["logLines"])
+    stand_in = getattr(task, "qa_stand_in", None)
+    if stand_in is not None:
+        stand_in.terminate()
+        stand_in.wait(10)
+
+
+def user_data(instance):
+    data = instance.user_data
+    if isinstance(data, Base64EncodedString):
+        return data.decode()
+    try:
+        return base64.b64decode(data or "").decode()
+    except (TypeError, ValueError):
+        return str(data)
+
+
+def register_instances(backend, cluster_name):
+    """What the ECS agent of each of the cluster's instances does when it starts: register it
+    with the cluster its user data names (ECS_CLUSTER in /etc/ecs/ecs.config)."""
+    ec2 = ec2_backends[backend.account_id][backend.region_name]
+    registered = {c.ec2_instance_id for c in backend.container_instances.get(cluster_name, {}).values()}
+    joins = re.compile(rf"^ECS_CLUSTER={re.escape(cluster_name)}\s*$", re.MULTILINE)
+    for instance in ec2.all_instances():
+        if instance.id not in registered and instance.state == "running" and joins.search(user_data(instance)):
+            backend.register_container_instance(cluster_name, instance.id)
+
+
+def place(backend, task):
+    """ECS's spread placement: the running instance with the fewest tasks."""
+    ec2 = ec2_backends[backend.account_id][backend.region_name]
+    candidates = [
+        c
+        for c in backend.container_instances.get(task.cluster_name, {}).values()
+        if c.status == "ACTIVE" and ec2.get_instance(c.ec2_instance_id).state == "running"
+    ]
+    if not candidates:
+        return
+    live = [t for t in backend.tasks[task.cluster_name].values() if t.last_status != "STOPPED" and t is not task]
+    chosen = min(candidates, key=lambda c: sum(t.container_instance_arn == c.container_instance_arn for t in live))
+    task.container_instance_arn = chosen.container_instance_arn
+    task.launch_type = "EC2"
+
+
+def env_file(arn, account_id):
+    """An S3 environment file's variables, read as ECS reads them: VARIABLE=VALUE lines, # comments,
+    values as written (no quotes stripped)."""
+    partition, path = arn.split(":")[1], arn.split(":::", 1)[-1]
+    bucket, _, key = path.partition("/")
+    try:
+        found = s3_backends[account_id][partition].get_object(bucket, key)
+    except MissingBucket:
+        found = None
+    variables = {}
+    for line in found.value.decode().splitlines() if found else []:
+        name, equals, value = line.partition("=")
+        if equals and name.strip() and not line.startswith("#"):
+            variables[name] = value
+    return variables
+
+
+def container_environment(container, account_id):
+    """Its environment files top down, then its environment, which takes precedence (ECS
+    developer guide, "Pass environment variables to a container")."""
+    variables = {}
+    for file in container.get("environmentFiles") or []:
+        variables.update(env_file(file.get("value", ""), account_id))
+    variables.update({v["name"]: v.get("value", "") for v in container.get("environment") or []})
+    return variables
+
+
+def log_file(task):
+    """The stand-in's log beside the launcher's own, when that is a file (the bed's log folder)."""
+    try:
+        own = os.readlink("/proc/self/fd/1")
+    except OSError:
+        own = ""
+    if not os.path.isfile(own):
+        return open(os.devnull, "w")
+    return open(os.path.join(os.path.dirname(own), f"qa-server-{task.id}.log"), "a")
+
+
+def serves_authorities(container):
+    paths = [str(m.get("containerPath", "")).rstrip("/") for m in container.get("mountPoints") or []]
+    return any(path.endswith("config/authorities") for path in paths)
+
+
+def start_containers(backend, task):
+    """A placed bridge-mode task's first container gets a dynamic host port for its first port
+    mapping (hostPort 0 or none); the app container (it mounts config/authorities) gets a
+    qa_server stand-in listening there."""
+    if not task.container_instance_arn:
+        return
+    definition = backend.describe_task_definition(task.task_definition_arn)
+    container = definition.container_definitions[0]
+    mapping = (container.get("portMappings") or [{}])[0]
+    if definition.network_mode != "bridge" or "containerPort" not in mapping or int(mapping.get("hostPort") or 0):
+        return
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        task.containers[0].network_bindings = [
+            {
+                "bindIP": "0.0.0.0",
+                "containerPort": int(mapping["containerPort"]),
+                "hostPort": listener.getsockname()[1],
+                "protocol": "tcp",
+            }
+        ]
+        if AUTHORITIES_DIR and serves_authorities(container):
+            environment = {"PATH": os.environ.get("PATH", os.defpath)}
+            environment.update(container_environment(container, backend.account_id))
+            with log_file(task) as log:
+                task.qa_stand_in = subprocess.Popen(
+                    [sys.executable, STAND_IN, str(listener.fileno()), AUTHORITIES_DIR, str(os.getpid())],
+                    env=environment,
+                    pass_fds=[listener.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
 
 
 def launch(service, deployment):
@@ -212,9 +365,11 @@ def launch(service, deployment):
         None,
         started_by=deployment["id"],
         tags=None,
-        launch_type="FARGATE",  # moto places EC2 tasks only on registered container instances
+        launch_type="FARGATE",  # moto's EC2 placement fails without container instances: place() places
         group=f"service:{service.name}",
     )[0]
+    register_instances(backend, service.cluster_name)
+    place(backend, task)
     task.last_status = "PENDING"
     task.qa_ready_at = time.monotonic() + TASK_START_SECONDS * SCALE
     for container in task.containers:
@@ -241,6 +396,7 @@ def advance(service):
                     task.last_status = "RUNNING"
                     for container in task.containers:
                         container.last_status = "RUNNING"
+                    start_containers(backend, task)
     if primary["rolloutState"] == "IN_PROGRESS":
         live = [t for t in tasks_of(service, primary) if t.last_status in ("PENDING", "RUNNING")]
         if time.monotonic() >= service.qa_next_launch.get(primary["id"], 0):

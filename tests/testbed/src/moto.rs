@@ -27,12 +27,14 @@ impl Moto {
 
     /// moto from `tests/testbed/moto_launcher.py` on `port`: its Lambda invocations go to the
     /// runtime emulator at `invoke_url`, and its CloudFormation behaves as AWS's does (see
-    /// `tests/testbed/launcher/`); ECS tasks stop as `ecs_faults` (a JSON file) says.
+    /// `tests/testbed/launcher/`); ECS tasks stop as `ecs_faults` (a JSON file) says; the app
+    /// tasks' qa_server stand-ins read `authorities` (the access point's stand-in).
     pub fn start_launcher(
         log_dir: &std::path::Path,
         port: u16,
         invoke_url: &str,
         ecs_faults: &std::path::Path,
+        authorities: &std::path::Path,
     ) -> Moto {
         let mut command = Command::new(venv_program("python"));
         command
@@ -40,6 +42,7 @@ impl Moto {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("QA_LAMBDA_INVOKE_URL", invoke_url)
             .env("QA_TESTBED_ECS_FAULTS", ecs_faults)
+            .env("QA_TESTBED_AUTHORITIES_DIR", authorities)
             // The health waits poll ECS every 5 s of real time: ECS runs at a quarter of AWS's pace here
             // (a task starts in 7.5 s), so that the race between the wait and the deployment
             // circuit breaker is run as on AWS, not decided by the bed's clock.

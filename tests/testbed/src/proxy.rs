@@ -21,6 +21,10 @@ pub enum Behaviour {
     NameInvocations(Arc<Invocations>),
     /// In front of S3: answers 500 to every GET whose path contains this text, as a failing S3 would.
     FailGets(String),
+    /// The VPC as the seeding function sees it, as its `HTTP_PROXY`: a request for
+    /// `http://<instance IP>:<host port>/…` reaches the task's qa_server stand-in, which the
+    /// bed's ECS runs on that port of 127.0.0.1 (`tests/testbed/launcher/ecs.py`).
+    TasksOnLoopback,
 }
 
 struct Upstream {
@@ -88,7 +92,11 @@ async fn forward(
         }
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut request = upstream.client.request(method, format!("{}{path}", upstream.base)).body(body);
+    let base = match (&upstream.behaviour, uri.port_u16()) {
+        (Behaviour::TasksOnLoopback, Some(port)) => format!("http://127.0.0.1:{port}"),
+        _ => upstream.base.clone(),
+    };
+    let mut request = upstream.client.request(method, format!("{base}{path}")).body(body);
     for (name, value) in &headers {
         if name != "host" && !name.as_str().starts_with("x-qa-") {
             request = request.header(name, value);

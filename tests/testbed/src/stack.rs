@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::function::{FunctionOptions, LambdaFunction};
 use crate::moto::Moto;
 use crate::process::{client_env, free_port, venv_program, workspace_root};
+use crate::proxy::{Behaviour, Proxy};
 
 /// One row of `describe-stack-events`.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct StackBed {
     pub moto: Moto,
     /// What the seed function sees at its mount path.
     pub mount: PathBuf,
+    /// The network between the seeding function and the app tasks.
+    _vpc: Proxy,
     work: tempfile::TempDir,
 }
 
@@ -53,19 +56,22 @@ impl StackBed {
         std::fs::create_dir(&mount).expect("the mount folder can be created");
         let moto_port = free_port();
         let endpoint = format!("http://127.0.0.1:{moto_port}");
+        let vpc = Proxy::start(String::new(), Behaviour::TasksOnLoopback).await;
         let mut options = FunctionOptions::new(function_binary)
             .timeout(Duration::from_secs(300))
             .instances(4)
             .ship_logs_to(&endpoint)
-            .env("AUTHORITIES_MOUNT_PATH", mount.to_str().expect("a UTF-8 path"));
+            .env("AUTHORITIES_MOUNT_PATH", mount.to_str().expect("a UTF-8 path"))
+            .env("HTTP_PROXY", &vpc.url)
+            .env("NO_PROXY", "127.0.0.1,localhost");
         for (key, value) in client_env(&endpoint) {
             options = options.env(key, &value);
         }
         let function = LambdaFunction::start(&options, work.path()).await;
         let ecs_faults = work.path().join("ecs-faults.json");
         std::fs::write(&ecs_faults, "{}").expect("the faults file is written");
-        let moto = Moto::start_launcher(work.path(), moto_port, function.invoke_url(), &ecs_faults);
-        StackBed { function, moto, mount, work }
+        let moto = Moto::start_launcher(work.path(), moto_port, function.invoke_url(), &ecs_faults, &mount);
+        StackBed { function, moto, mount, _vpc: vpc, work }
     }
 
     /// Where the processes' logs and the generated parameter files are.

@@ -1,0 +1,163 @@
+//! Authority changes reach every running app task, verified: `qa-deploy authorities publish
+//! --stack` and a stack update with a new `AuthoritiesSourceVersion`, on moto's CloudFormation
+//! with the bed's ECS running a qa_server stand-in per app task on its host port
+//! (`tests/testbed/launcher/qa_server_standin.py`), reached by the seeding function over the
+//! bed's VPC (`Behaviour::TasksOnLoopback`).
+
+use std::path::Path;
+use std::process::Output;
+
+use qa_lookup_testbed::client_env;
+use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, SERVICE_STACK};
+use serde_json::Value;
+
+const FUNCTION: &str = env!("CARGO_BIN_EXE_custom-resources");
+const QA_DEPLOY: &str = env!("CARGO_BIN_EXE_qa-deploy");
+/// The env file's RELOAD_TOKEN in the bed (cfn/.env.example's placeholder replaced).
+const TOKEN: &str = "demo-secret";
+
+fn expect(settled: &Settled, wanted: &str) {
+    assert_eq!(settled.status, wanted, "the stack's events:\n{:#?}", settled.events);
+}
+
+/// The running app tasks: their ids and the 127.0.0.1 port of each one's stand-in (its host port).
+async fn app_tasks(lifecycle: &Lifecycle) -> Vec<(String, u16)> {
+    let cluster = format!("{SERVICE_STACK}-cluster");
+    let outputs = lifecycle.bed.outputs(SERVICE_STACK).await.expect("describe-stacks");
+    let cluster = outputs.iter().find(|(k, _)| k == "ClusterName").map(|(_, v)| v.clone()).unwrap_or(cluster);
+    let listed = lifecycle.aws(&["ecs", "list-tasks", "--cluster", &cluster]).await.expect("list-tasks");
+    let arns: Vec<&str> = listed["taskArns"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let mut args = vec!["ecs", "describe-tasks", "--cluster", &cluster, "--tasks"];
+    args.extend(arns.iter().copied());
+    let described = lifecycle.aws(&args).await.expect("describe-tasks");
+    let group = format!("service:{SERVICE_STACK}-app");
+    let mut tasks: Vec<(String, u16)> = described["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["group"] == group.as_str() && t["lastStatus"] == "RUNNING")
+        .map(|t| {
+            let id = t["taskArn"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+            let port = t["containers"][0]["networkBindings"][0]["hostPort"].as_u64().expect("a host port") as u16;
+            (id, port)
+        })
+        .collect();
+    tasks.sort();
+    tasks
+}
+
+/// What a task's stand-in has loaded: its names and how many reloads it took.
+async fn state(port: u16) -> (Vec<String>, u64) {
+    let state: Value =
+        reqwest::get(format!("http://127.0.0.1:{port}/testbed/state")).await.unwrap().json().await.unwrap();
+    let names = state["names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect();
+    (names, state["reloads"].as_u64().unwrap())
+}
+
+async fn publish(lifecycle: &Lifecycle, from: &Path) -> Output {
+    tokio::process::Command::new(QA_DEPLOY)
+        .args(["authorities", "publish", "--stack", SERVICE_STACK, "--from"])
+        .arg(from)
+        .envs(client_env(&lifecycle.bed.moto.endpoint))
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("qa-deploy runs")
+}
+
+fn printed(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// One linked-data file of the tree other than `except`.
+fn a_linked_data_file(tree: &Path, except: &[&str]) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(tree.join("linked_data"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") && !except.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    names.into_iter().next().expect("a linked-data authority in the fixture")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_with_the_stack_reloads_every_task_verified_an_update_reloads_them_and_a_task_that_ignores_it_fails_the_publish_naming_it(
+) {
+    let mut lifecycle = Lifecycle::start(Path::new(FUNCTION), &lifecycle::authorities_fixture()).await;
+    expect(&lifecycle.create_prerequisites().await.expect("create-stack runs"), "CREATE_COMPLETE");
+    lifecycle.upload().await.expect("the files are uploaded");
+    let created =
+        lifecycle.create_service_with(SERVICE_STACK, &[("AppDesiredCount", "2")]).await.expect("create-stack runs");
+    expect(&created, "CREATE_COMPLETE");
+    let tasks = app_tasks(&lifecycle).await;
+    assert_eq!(tasks.len(), 2, "two app tasks run: {tasks:?}");
+
+    // A same-size change, an added and a removed authority.
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("authorities");
+    copy_tree(&lifecycle.authorities, &tree);
+    let removed = a_linked_data_file(&tree, &[]);
+    let changed = a_linked_data_file(&tree, &[&removed]);
+    let text = std::fs::read_to_string(tree.join("linked_data").join(&changed)).unwrap();
+    let flipped = if text.contains("\"label\"") {
+        text.replacen("\"label\"", "\"lebal\"", 1)
+    } else {
+        text.replacen(' ', "\t", 1)
+    };
+    assert_eq!(flipped.len(), text.len());
+    std::fs::write(tree.join("linked_data").join(&changed), flipped).unwrap();
+    std::fs::copy(tree.join("linked_data").join(&changed), tree.join("linked_data/added_by_publish.json")).unwrap();
+    std::fs::remove_file(tree.join("linked_data").join(&removed)).unwrap();
+    let removed_name = removed.trim_end_matches(".json").to_uppercase();
+
+    let output = publish(&lifecycle, &tree).await;
+    let text = printed(&output);
+    assert!(output.status.success(), "{text}");
+    for (task, port) in &tasks {
+        assert!(text.contains(&format!("✓ task {task} ")), "{task} is verified: {text}");
+        let (names, reloads) = state(*port).await;
+        assert!(names.contains(&"ADDED_BY_PUBLISH".to_owned()) && !names.contains(&removed_name), "{task}: {names:?}");
+        assert_eq!(reloads, 1, "{task} reloaded once");
+    }
+    assert!(text.contains("every running task serves the new set (2 task(s)"), "{text}");
+    assert!(!text.contains(TOKEN), "the token is never printed: {text}");
+
+    // The stack's own update reloads every task too.
+    let updated = lifecycle
+        .update_service(SERVICE_STACK, &[("AppDesiredCount", "2"), ("AuthoritiesSourceVersion", "2")])
+        .await
+        .expect("update-stack runs");
+    expect(&updated, "UPDATE_COMPLETE");
+    for (task, port) in &tasks {
+        assert_eq!(state(*port).await.1, 2, "{task} reloaded by the update");
+    }
+
+    // A task that answers the reload without reloading fails the publish, and is named.
+    let (ignoring, ignoring_port) = &tasks[0];
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{ignoring_port}/testbed/ignore-reload"))
+        .send()
+        .await
+        .unwrap();
+    std::fs::copy(tree.join("linked_data/added_by_publish.json"), tree.join("linked_data/added_again.json")).unwrap();
+    let output = publish(&lifecycle, &tree).await;
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("✗ task {ignoring} ")) && text.contains("does not serve ADDED_AGAIN"), "{text}");
+    assert!(!text.contains(&format!("✗ task {} ", tasks[1].0)), "the other task took it: {text}");
+    assert!(state(tasks[1].1).await.0.contains(&"ADDED_AGAIN".to_owned()));
+    assert!(!text.contains(TOKEN), "the token is never printed: {text}");
+}
