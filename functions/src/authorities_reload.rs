@@ -239,7 +239,7 @@ pub fn reload_token(env_file: &str) -> Option<String> {
         .lines()
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
         .filter_map(|line| line.strip_prefix("RELOAD_TOKEN="))
-        .last()
+        .next_back()
         .filter(|value| !value.trim().is_empty())
         .map(str::to_owned)
 }
