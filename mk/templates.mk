@@ -24,7 +24,7 @@ CARGO ?= cargo
 CARGO_LAMBDA_ARCH_arm64 := --arm64
 CARGO_LAMBDA_ARCH_x86_64 := --x86-64
 
-.PHONY: lint test-templates lambda-zip package deploy deploy-prerequisites delete why stage-given doctor doctor-prerequisites
+.PHONY: lint test-templates lambda-zip package deploy deploy-prerequisites delete why stage-given doctor doctor-prerequisites publish-authorities
 
 lint: $(LINT_VENV)/.installed ## Lint the templates: cfn-lint (0 errors/warnings), checkov (0 failed), size, Control Tower Guard rules when npm is there
 	$(LINT_VENV)/bin/cfn-lint $(TEMPLATES)
@@ -111,6 +111,11 @@ deploy: stage-given ## Create or update both stacks of STAGE (cfn/prerequisites-
 why: stage-given ## Why the service stack's latest operation failed: root causes, their log lines, stopped tasks, what to do
 	$(CARGO) build --quiet -p qa-lookup-functions --bin qa-deploy
 	target/debug/qa-deploy why --stack $(SERVICE_STACK)
+
+publish-authorities: stage-given ## Publish FROM (a local config/authorities) to STAGE's service stack: upload what changed, seed, reload and verify every app task
+	@test -n "$(FROM)" || { echo "Give FROM=<folder of authority files>, e.g. make publish-authorities STAGE=$(STAGE) FROM=../qa_server/config/authorities"; exit 2; }
+	$(CARGO) build --quiet -p qa-lookup-functions --bin qa-deploy
+	target/debug/qa-deploy authorities publish --from "$(FROM)" --stack $(SERVICE_STACK)
 
 delete: stage-given ## Delete both stacks of STAGE, service first (the bucket and the EFS file system are retained)
 	$(AWS) cloudformation delete-stack --stack-name $(SERVICE_STACK)

@@ -160,3 +160,31 @@ def test_instances_are_drained_before_they_are_replaced():
         strategy = RESOURCES[service]["Properties"]["CapacityProviderStrategy"]
         assert strategy == [{"CapacityProvider": {"Ref": "CapacityProvider"}, "Weight": 1}], service
         assert "LaunchType" not in RESOURCES[service]["Properties"], f"{service} would bypass the capacity provider"
+
+
+def test_the_seeding_function_reaches_every_app_task_on_its_dynamic_host_port_and_may_read_the_reload_token():
+    # qa_server reloads only the process that answers (REFERENCE.md, "Reload"): the in-VPC seeding
+    # function calls each task on its instance's private IP and dynamic host port (bridge mode,
+    # HostPort 0), so both groups must allow that range, and it reads RELOAD_TOKEN from the env file.
+    app = RESOURCES["AppTaskDefinition"]["Properties"]
+    assert app["NetworkMode"] == "bridge"
+    assert app["ContainerDefinitions"][0]["PortMappings"][0]["HostPort"] == 0
+    function_group = RESOURCES["SeedFunction"]["Properties"]["VpcConfig"]["SecurityGroupIds"][0]
+    assert references(function_group) == {"SeedFunctionSecurityGroup"}
+
+    def allows(resource_type, group_key, peer_key, group, peer):
+        for name in of_type(resource_type):
+            rule = RESOURCES[name]["Properties"]
+            if references(rule[group_key]) == {group} and references(rule.get(peer_key, {})) == {peer}:
+                if rule["IpProtocol"] == "tcp" and rule["FromPort"] <= 32768 and rule["ToPort"] >= 65535:
+                    return True
+        return False
+
+    assert allows("AWS::EC2::SecurityGroupEgress", "GroupId", "DestinationSecurityGroupId",
+                  "SeedFunctionSecurityGroup", "InstanceSecurityGroup")
+    assert allows("AWS::EC2::SecurityGroupIngress", "GroupId", "SourceSecurityGroupId",
+                  "InstanceSecurityGroup", "SeedFunctionSecurityGroup")
+    seed = RESOURCES["SeedAuthorities"]["Properties"]
+    assert references(seed["Cluster"]) == {"Cluster"} and "EnvFileKey" in references(seed["EnvFileKey"])
+    statements = RESOURCES["SeedFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert any(s["Action"] == "s3:GetObject" and "EnvFileKey" in references(s["Resource"]) for s in statements)
