@@ -1,7 +1,7 @@
 # CloudFormation: lint the templates, test them on moto, package the custom-resource
 # Lambda, deploy and delete a stage. Walkthrough: README.md, "Deploying to AWS".
 
-TEMPLATES := cfn/aws-prerequisites.yaml cfn/aws-deploy.yaml
+TEMPLATES := cfn/aws-prerequisites.yaml cfn/aws-deploy.yaml cfn/aws-live-sync.yaml
 # The largest template `create-stack --template-body file://...` accepts.
 TEMPLATE_MAX_BYTES := 51200
 # AWS Control Tower proactive-control Guard rules and cfn-guard, from npm (optional).

@@ -148,7 +148,7 @@ EOF
 check "no role grants an action on every resource, except read-only ones and ECR's token (which takes no resource ARN)" \
   python3 - "$WORK/policies.jsonl" <<'EOF'
 import json, sys
-readonly = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribePrefixLists",
+readonly = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeInstances", "ec2:DescribeRouteTables", "ec2:DescribePrefixLists",
             "s3:GetAccountPublicAccessBlock", "ecs:ListTasks", "ecs:DescribeTaskDefinition", "ecr:GetAuthorizationToken"}
 policies = [json.loads(l) for l in open(sys.argv[1])]
 assert len({p["role"] for p in policies}) == 5, policies

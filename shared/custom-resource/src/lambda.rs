@@ -22,13 +22,29 @@ pub fn init_logging() {
 
 /// Serves `resources` until the Lambda environment shuts the process down.
 pub async fn run(resources: Resources) -> Result<(), lambda_runtime::Error> {
+    run_with(resources, |_event| async { None }).await
+}
+
+/// As [`run`], and an event that is not a CloudFormation request (it has no `RequestType`), such
+/// as a batch from an event source mapping, goes to `other` first: its answer is the invocation's
+/// result; `None` leaves the event to the runner, which logs that nobody can be answered.
+pub async fn run_with<F, Fut>(resources: Resources, other: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(LambdaEvent<Value>) -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
     init_logging();
     let settings = Settings::from_env();
     let sender = HttpSender::default();
     tracing::info!(serves = ?resources.types(), margin_s = settings.deadline_margin.as_secs_f64(), "custom-resource function ready");
     let resources = &resources;
-    let (settings, sender) = (&settings, &sender);
+    let (settings, sender, other) = (&settings, &sender, &other);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if event.payload.get("RequestType").is_none() {
+            if let Some(answer) = other(event.clone()).await {
+                return Ok::<Value, lambda_runtime::Error>(answer);
+            }
+        }
         let invocation = Invocation {
             deadline: event.context.deadline(),
             // The request id lets `filter-log-events` find this request's lines (each carries it).

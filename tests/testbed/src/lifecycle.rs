@@ -294,6 +294,19 @@ impl Lifecycle {
         self.bed.parameters_file("deploy.env.example", &format!("{stack}.env"), &values)
     }
 
+    /// The optional live-sync stack (cfn/aws-live-sync.yaml) for the service stack `service`.
+    pub async fn create_live_sync(&self, stack: &str, service: &str) -> Result<Settled, String> {
+        let values = [
+            ("ServiceStackName", service),
+            ("PrerequisitesStackName", PREREQUISITES_STACK),
+            ("LambdaCodeBucket", BUCKET),
+            ("LambdaCodeKey", LAMBDA_CODE_KEY),
+            ("LambdaArchitecture", "x86_64"),
+        ];
+        let parameters = self.bed.parameters_file("live-sync.env.example", &format!("{stack}.env"), &values);
+        self.create_stack(stack, "aws-live-sync.yaml", &parameters, &["--capabilities", "CAPABILITY_IAM"]).await
+    }
+
     /// The README's update: the same command with some parameters changed, such as a new
     /// `AuthoritiesSourceVersion`.
     pub async fn update_service(&self, stack: &str, changes: &[(&str, &str)]) -> Result<Settled, String> {

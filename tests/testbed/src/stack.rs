@@ -62,6 +62,9 @@ impl StackBed {
             .instances(4)
             .ship_logs_to(&endpoint)
             .env("AUTHORITIES_MOUNT_PATH", mount.to_str().expect("a UTF-8 path"))
+            // The bed serves every function of a stack from one pool of processes, so a variable the
+            // template gives one function is set on all: the live-sync function's stack here.
+            .env("LIVE_SYNC_STACK", crate::lifecycle::SERVICE_STACK)
             .env("HTTP_PROXY", &vpc.url)
             .env("NO_PROXY", "127.0.0.1,localhost");
         for (key, value) in client_env(&endpoint) {
