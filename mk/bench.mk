@@ -15,8 +15,8 @@ $(RCLONE):
 	cd $(BENCH_TOOLS)/deb && apt-get download rclone
 	dpkg -x $(BENCH_TOOLS)/deb/rclone_*.deb $(BENCH_TOOLS)
 
-.PHONY: bench bench-seed bench-lambda
-bench: bench-seed bench-lambda ## bench-seed and bench-lambda
+.PHONY: bench bench-seed bench-lambda bench-publish
+bench: bench-seed bench-lambda bench-publish ## bench-seed, bench-lambda and bench-publish
 
 bench-seed: $(VENV)/.installed $(S3S_FS) $(RCLONE) ## Seed benchmark against aws s3 sync and rclone on moto and s3s-fs (release build; RUNS=5)
 	$(CARGO) build --release --bin qa-deploy -p qa-lookup-functions
@@ -27,3 +27,8 @@ bench-lambda: $(VENV)/.installed ## The function's cold start, Create answer and
 	rm -rf target/lambda/bench && $(VENV)/bin/python -m zipfile -e $(LAMBDA_ZIP) target/lambda/bench
 	chmod +x target/lambda/bench/bootstrap
 	$(VENV)/bin/python bench/lambda_bench.py --bootstrap target/lambda/bench/bootstrap --runs 10
+
+bench-publish: $(VENV)/.installed ## One changed file from publish --stack to every app task verified, beside aws s3 sync (release build, moto; RUNS=5)
+	$(CARGO) build --release -p qa-lookup-functions --bin custom-resources --bin qa-deploy
+	$(CARGO) build -p qa-lookup-testbed --bin bench-publish
+	target/debug/bench-publish target/release/custom-resources target/release/qa-deploy $(RUNS)

@@ -9,14 +9,16 @@ build: ## Build the workspace (debug)
 # wrapper"): the test build lints our code while it compiles it, so the dependencies are built
 # once, not checked once for clippy and built again for the tests. CLIPPY_ARGS carries the lint
 # levels, as `cargo clippy` passes them to clippy-driver. Every cargo command that shares the test
-# build's artifacts runs with it.
+# build's artifacts runs with it. The shipped code without the test-only feature is linted as a
+# test build too: the tests' SDK features (test-util) then stay the same, so the SDK crates are
+# not built a second time.
 LINTED = RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" CLIPPY_ARGS=-Dwarnings
 
 .PHONY: check
 check: ## cargo fmt --check; clippy -D warnings on every target with the test-only feature and on the shipped binaries without it
 	$(CARGO) fmt --all -- --check
 	$(LINTED) $(CARGO) test --workspace --all-features --no-run
-	$(LINTED) $(CARGO) build -p qa-lookup-functions --lib --bins
+	$(LINTED) $(CARGO) test -p qa-lookup-functions --no-run
 
 .PHONY: test-bed
 test-bed: $(VENV)/.installed ## The test bed's own tests: its CloudFormation against CloudFormation's documented behaviour
