@@ -161,3 +161,84 @@ async fn publish_with_the_stack_reloads_every_task_verified_an_update_reloads_th
     assert!(state(tasks[1].1).await.0.contains(&"ADDED_AGAIN".to_owned()));
     assert!(!text.contains(TOKEN), "the token is never printed: {text}");
 }
+
+/// The live-sync lines of the bed's function log (every line every function printed, in order).
+fn live_sync_lines(lifecycle: &Lifecycle) -> Vec<String> {
+    lifecycle
+        .bed
+        .function_log()
+        .lines()
+        .filter(|l| l.contains("live sync") || l.contains("LiveSyncFailures"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_sync_makes_a_burst_of_200_changes_one_seed_that_reaches_the_task_and_a_broken_file_changes_nothing_and_is_counted(
+) {
+    let mut lifecycle = Lifecycle::start(Path::new(FUNCTION), &lifecycle::authorities_fixture()).await;
+    expect(&lifecycle.create_prerequisites().await.expect("create-stack runs"), "CREATE_COMPLETE");
+    lifecycle.upload().await.expect("the files are uploaded");
+    expect(&lifecycle.create_service(SERVICE_STACK).await.expect("create-stack runs"), "CREATE_COMPLETE");
+    let live_sync =
+        lifecycle.create_live_sync("lookup-live-sync-demo", SERVICE_STACK).await.expect("create-stack runs");
+    expect(&live_sync, "CREATE_COMPLETE");
+    let tasks = app_tasks(&lifecycle).await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let (_, port) = tasks[0];
+
+    // A burst: aws s3 sync of 200 new authorities.
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("authorities");
+    copy_tree(&lifecycle.authorities, &tree);
+    let model = a_linked_data_file(&tree, &[]);
+    for n in 0..200 {
+        std::fs::copy(tree.join("linked_data").join(&model), tree.join(format!("linked_data/burst_{n:03}.json")))
+            .unwrap();
+    }
+    let destination = format!("s3://{}/authorities/", lifecycle::BUCKET);
+    lifecycle.aws(&["s3", "sync", &tree.to_string_lossy(), &destination, "--quiet"]).await.expect("aws s3 sync");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let names = state(port).await.0;
+        if names.contains(&"BURST_000".to_owned()) && names.contains(&"BURST_199".to_owned()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not reach the task: {:#?}",
+            live_sync_lines(&lifecycle)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let lines = live_sync_lines(&lifecycle);
+    let syncs: Vec<&String> = lines.iter().filter(|l| l.contains("changed object(s)")).collect();
+    assert_eq!(syncs.len(), 1, "one batch, one seed: {lines:#?}");
+    // aws s3 sync also uploads the copied tree's files again (their times are newer): all one batch.
+    let uploaded = lifecycle::files_below(&tree).len();
+    assert!(syncs[0].contains(&format!("{uploaded} changed object(s)")), "{lines:#?}");
+
+    // A broken file: the seed refuses it, the task keeps its set, the failure is counted.
+    let before = state(port).await;
+    let broken = tree.join("linked_data/broken_one.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    lifecycle
+        .aws(&["s3", "cp", &broken.to_string_lossy(), &format!("{destination}linked_data/broken_one.json"), "--quiet"])
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let failure = loop {
+        let lines = live_sync_lines(&lifecycle);
+        if let Some(line) = lines.iter().find(|l| l.contains("live sync of") && l.contains("failed")) {
+            break line.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no failure logged: {lines:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(failure.contains("broken_one.json"), "the reason names the file: {failure}");
+    let metric = live_sync_lines(&lifecycle).into_iter().find(|l| l.contains("\"LiveSyncFailures\":1"));
+    assert!(metric.is_some_and(|m| m.contains("\"CloudWatchMetrics\"")), "the failure is counted in the metric");
+    assert_eq!(state(port).await, before, "the running set is untouched");
+    assert!(!std::fs::read_dir(&lifecycle.bed.mount).unwrap().flatten().any(|e| e.file_name() == "broken_one.json"));
+    assert!(!lifecycle.bed.mount.join("linked_data/broken_one.json").exists(), "nothing was written");
+}

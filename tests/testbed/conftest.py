@@ -44,12 +44,19 @@ class StandIn:
     - ``too-long``: a body over 4096 bytes, ``no-id``: no PhysicalResourceId ``post``: a POST (each
       but on Delete)
     - ``new-id``: a new PhysicalResourceId on every Update
+
+    An SQS batch (an event with ``Records``, from an event source mapping) is recorded in
+    ``batches`` and answered by ``batch_answers[function name](event)``: (errored, answer object);
+    by default a success answering null.
     """
 
     def __init__(self):
         self.invocations = []
         self.targets = {}  # RequestId -> (function, log group) the launcher named
         self.answers = []  # (RequestId, HTTP status of the PUT)
+        self.batches = []  # (time, function name, event) of each SQS batch
+        self.batch_answers = {}
+        self.in_flight = {}  # function name -> [batches being answered now, most at once]
         self.lock = threading.Lock()
         self.port = free_port()
         stand_in = self
@@ -57,6 +64,14 @@ class StandIn:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if "Records" in event:
+                    errored, answer = stand_in.batch(self.headers.get("X-Qa-Function-Name"), event)
+                    self.send_response(500 if errored else 200)
+                    self.end_headers()
+                    self.wfile.write(
+                        b'{"errorType":"Stand-in","errorMessage":"told to fail"}' if errored else json.dumps(answer).encode()
+                    )
+                    return
                 with stand_in.lock:
                     stand_in.targets[event.get("RequestId")] = (
                         self.headers.get("X-Qa-Function-Name"),
@@ -72,6 +87,22 @@ class StandIn:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def batch(self, function, event):
+        with self.lock:
+            self.batches.append((time.monotonic(), function, event))
+            counts = self.in_flight.setdefault(function, [0, 0])
+            counts[0] += 1
+            counts[1] = max(counts)
+        try:
+            return self.batch_answers.get(function, lambda e: (False, None))(event)
+        finally:
+            with self.lock:
+                counts[0] -= 1
+
+    def batches_for(self, function):
+        with self.lock:
+            return [(at, event) for at, name, event in self.batches if name == function]
 
     def invoked(self, event):
         with self.lock:

@@ -11,6 +11,8 @@ Run it as moto_server is run: ``python moto_launcher.py -H 127.0.0.1 -p PORT``, 
   runs a qa_server stand-in on its host port that lists and reloads ``linked_data/*.json``
   there (``launcher/qa_server_standin.py``), so that the reload can call each task as on AWS.
   Unset: no stand-ins.
+``GET /moto-api/qa-testbed/event-source-mappings`` tells what each SQS event source mapping
+invoked (``launcher/sqs_event_source.py``).
 ECS tasks run on the cluster's EC2 instances whose user data says ``ECS_CLUSTER=<cluster>``
 (as the ECS agent registers them), with dynamic host ports (``launcher/ecs.py``).
 """
@@ -23,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from moto.server import main  # noqa: E402
 
-from launcher import custom_resources, ecs, extras, lambda_invoke, stacks  # noqa: E402,F401
+from launcher import custom_resources, ecs, extras, lambda_invoke, s3_eventbridge, sqs_event_source, stacks  # noqa: E402,F401
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")

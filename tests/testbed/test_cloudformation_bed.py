@@ -1,8 +1,10 @@
 """The bed's CloudFormation against CloudFormation's documented behaviour, one test per behaviour
-(sources in ``launcher/stacks.py`` and ``launcher/custom_resources.py``)."""
+(sources in ``launcher/stacks.py`` and ``launcher/custom_resources.py``; live sync's in
+``launcher/s3_eventbridge.py`` and ``launcher/sqs_event_source.py``)."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import uuid
 import pytest
 
 SETTLE_WITHIN = 60
+REGION = "us-east-1"
 
 
 def name(prefix):
@@ -733,3 +736,352 @@ print(port)
     while port_open(port):
         assert time.monotonic() < deadline, "the stand-in outlived its parent"
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- 11. live sync: S3 -> EventBridge -> SQS -> Lambda
+# Sources in ``launcher/s3_eventbridge.py`` and ``launcher/sqs_event_source.py``.
+
+
+def eventually(condition, what, seconds=30):
+    """Polls `condition` until it returns a true value (returned); fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.05)
+
+
+def physical_ids(bed, stack_id):
+    resources = bed.cfn.describe_stack_resources(StackName=stack_id)["StackResources"]
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+
+
+def mapping_reports(bed):
+    """The bed's record of what each SQS event source mapping invoked."""
+    return call("GET", f"{bed.endpoint}/moto-api/qa-testbed/event-source-mappings")[2]
+
+
+def drain(sqs, queue_url):
+    """Every message now in the queue, received and deleted."""
+    messages = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not got:
+            return messages
+        messages += got
+        for m in got:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_s3_changes_under_the_prefix_reach_the_rules_queue_as_s3_documents_them_and_only_where_the_queue_policy_allows(
+    bed, tmp_path
+):
+    bucket = name("prerequisites")
+    queue_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": {"Fn::GetAtt": ["Changes", "Arn"]},
+                "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["Rule", "Arn"]}}},
+            }
+        ],
+    }
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created", "Object Deleted"],
+        "detail": {"bucket": {"name": [{"Ref": "Bucket"}]}, "object": {"key": [{"prefix": "authorities/"}]}},
+    }
+    body = template(
+        {
+            "Bucket": {
+                "Type": "AWS::S3::Bucket",
+                "Properties": {
+                    "BucketName": bucket,
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    "NotificationConfiguration": {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+                },
+            },
+            "Changes": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Unpermitted": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventPattern": pattern,
+                    "Targets": [
+                        {"Arn": {"Fn::GetAtt": ["Changes", "Arn"]}, "Id": "changes"},
+                        {"Arn": {"Fn::GetAtt": ["Unpermitted", "Arn"]}, "Id": "unpermitted"},
+                    ],
+                },
+            },
+            "Policy": {
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {"Queues": [{"Ref": "Changes"}], "PolicyDocument": queue_policy},
+            },
+        }
+    )
+    stack_id, run = create(bed, body)
+    assert run.status == "CREATE_COMPLETE", run.show()
+    physical = physical_ids(bed, stack_id)
+    s3, sqs = bed.client("s3"), bed.client("sqs")
+    rule_arn = bed.client("events").describe_rule(Name=physical["Rule"])["Arn"]
+
+    s3.put_object(Bucket=bucket, Key="other/outside.json", Body=b"{}")
+    put = s3.put_object(Bucket=bucket, Key="authorities/a.json", Body=b'{"a": 1}')
+    marker = s3.delete_object(Bucket=bucket, Key="authorities/a.json")
+    # Multipart, as aws s3 cp uploads a large file: one Object Created.
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (6 * 1024 * 1024))
+    from boto3.s3.transfer import TransferConfig
+
+    s3.upload_file(str(big), bucket, "authorities/big.json", Config=TransferConfig(multipart_threshold=5 * 1024 * 1024))
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "authorities/big.json"}, {"Key": "other/outside.json"}]})
+
+    # S3 delivers within each request here: what is not in the queue now never comes.
+    messages = drain(sqs, physical["Changes"])
+    events = [json.loads(m["Body"]) for m in messages]
+    seen = [(e["detail-type"], e["detail"]["object"]["key"], e["detail"]["reason"]) for e in events]
+    assert seen == [
+        ("Object Created", "authorities/a.json", "PutObject"),
+        ("Object Deleted", "authorities/a.json", "DeleteObject"),
+        ("Object Created", "authorities/big.json", "CompleteMultipartUpload"),
+        ("Object Deleted", "authorities/big.json", "DeleteObject"),
+    ], seen
+    created, deleted = events[0], events[1]
+    # S3 user guide, "EventBridge event message structure"
+    assert set(created) == {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+    assert (created["source"], created["region"], created["resources"]) == ("aws.s3", REGION, [f"arn:aws:s3:::{bucket}"])
+    assert len({e["id"] for e in events}) == 4, "a UUID for every event"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created["time"]), created["time"]
+    obj = created["detail"]["object"]
+    assert (obj["size"], obj["etag"], obj["version-id"]) == (8, put["ETag"].strip('"'), put["VersionId"])
+    assert deleted["detail"]["deletion-type"] == "Delete Marker Created"
+    assert deleted["detail"]["object"]["version-id"] == marker["VersionId"]
+    assert deleted["detail"]["object"]["sequencer"] > obj["sequencer"], "increasing for the key"
+    assert drain(sqs, physical["Unpermitted"]) == [], "no policy lets EventBridge send to it"
+    assert rule_arn.endswith(f":rule/{physical['Rule']}")
+
+
+def live_sync_template(mapping, queue=None, function_timeout=30):
+    """A function, its queue with a dead-letter queue, and the event source mapping between them."""
+    queue = queue or {
+        "VisibilityTimeout": 30,
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}, "maxReceiveCount": 3},
+    }
+    return template(
+        {
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}},
+            },
+            "Function": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Runtime": "provided.al2023",
+                    "Handler": "bootstrap",
+                    "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "Code": {"ZipFile": "#!/bin/sh"},
+                    "Timeout": function_timeout,
+                },
+            },
+            "DeadLetters": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Changes": {"Type": "AWS::SQS::Queue", "Properties": queue},
+            "Mapping": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["Changes", "Arn"]},
+                    "FunctionName": {"Ref": "Function"},
+                    **mapping,
+                },
+            },
+        },
+        parameters=["Enabled"] if mapping.get("Enabled") == {"Ref": "Enabled"} else None,
+    )
+
+
+def live_sync_stack(bed, mapping, parameters=None, **kwargs):
+    stack_id, run = create(bed, live_sync_template(mapping, **kwargs), parameters)
+    assert run.status == "CREATE_COMPLETE", run.show()
+    return stack_id, physical_ids(bed, stack_id)
+
+
+def send(bed, queue_url, bodies):
+    sqs = bed.client("sqs")
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+
+
+def queue_empty(bed, queue_url):
+    attributes = bed.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    return attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_a_burst_within_the_batching_window_makes_one_invocation_with_every_record(bed):
+    stack_id, physical = live_sync_stack(
+        bed,
+        {
+            "BatchSize": 10000,
+            "MaximumBatchingWindowInSeconds": 2,
+            "ScalingConfig": {"MaximumConcurrency": 2},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    function, queue_url = physical["Function"], physical["Changes"]
+    bodies = [json.dumps({"change": i}) for i in range(200)]
+
+    sent_at = time.monotonic()
+    send(bed, queue_url, bodies)
+    sending = time.monotonic() - sent_at
+
+    assert sending < 2, f"sending took {sending:.1f} s, longer than the window"
+    eventually(lambda: queue_empty(bed, queue_url), "the batch answered and deleted")
+    batches = bed.stand_in.batches_for(function)
+    assert len(batches) == 1, [len(e["Records"]) for _, e in batches]
+    at, event = batches[0]
+    assert sorted(r["body"] for r in event["Records"]) == sorted(bodies)
+    assert at - sent_at >= 1.9, f"invoked {at - sent_at:.2f} s after the first record: the window is 2 s"
+    record = event["Records"][0]
+    queue_arn = bed.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    assert (record["eventSource"], record["eventSourceARN"], record["awsRegion"]) == (
+        "aws:sqs", queue_arn["Attributes"]["QueueArn"], REGION,
+    )
+    assert record["attributes"]["ApproximateReceiveCount"] == "1" and record["receiptHandle"]
+    assert mapping_reports(bed)[physical["Mapping"]]["Invocations"][0]["Records"] == 200
+
+
+def test_a_reported_item_failure_comes_back_after_the_visibility_timeout_and_goes_to_the_dead_letter_queue(bed):
+    stack_id, physical = live_sync_stack(
+        bed, {"BatchSize": 10, "MaximumBatchingWindowInSeconds": 1, "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    )
+    function, queue_url = physical["Function"], physical["Changes"]
+    bed.stand_in.batch_answers[function] = lambda event: (
+        False,
+        {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "bad"]},
+    )
+
+    send(bed, queue_url, ["good-1", "bad", "good-2"])
+
+    sqs = bed.client("sqs")
+    dead = eventually(lambda: drain(sqs, physical["DeadLetters"]), "the failing message in the dead-letter queue")
+    assert [m["Body"] for m in dead] == ["bad"]
+    batches = bed.stand_in.batches_for(function)
+    assert [sorted(r["body"] for r in e["Records"]) for _, e in batches] == [["bad", "good-1", "good-2"], ["bad"], ["bad"]]
+    counts = [r["attributes"]["ApproximateReceiveCount"] for _, e in batches for r in e["Records"] if r["body"] == "bad"]
+    assert counts == ["1", "2", "3"], "maxReceiveCount 3: the fourth receive moves it"
+    gaps = [b[0] - a[0] for a, b in zip(batches, batches[1:])]
+    assert all(gap >= 1.25 for gap in gaps), f"visible after 30 s (scaled: 0.3 s), then a 1 s window: {gaps}"
+    assert queue_empty(bed, queue_url), "the good ones were deleted"
+    report = mapping_reports(bed)[physical["Mapping"]]["Invocations"]
+    assert [(i["Records"], i["Failed"]) for i in report] == [(3, 1), (1, 1), (1, 1)]
+
+
+def test_without_item_failure_reports_an_error_returns_the_whole_batch_and_any_answer_deletes_it(bed):
+    stack_id, physical = live_sync_stack(bed, {"BatchSize": 10, "MaximumBatchingWindowInSeconds": 1})
+    function, queue_url = physical["Function"], physical["Changes"]
+    answers = iter([(True, None), (False, {"batchItemFailures": [{"itemIdentifier": "ignored"}]})])
+    bed.stand_in.batch_answers[function] = lambda event: next(answers)
+
+    send(bed, queue_url, ["one", "two"])
+
+    eventually(lambda: len(bed.stand_in.batches_for(function)) == 2 and queue_empty(bed, queue_url), "two batches")
+    (first_at, first), (second_at, second) = bed.stand_in.batches_for(function)
+    assert [r["messageId"] for r in first["Records"]] == [r["messageId"] for r in second["Records"]]
+    assert {r["attributes"]["ApproximateReceiveCount"] for r in second["Records"]} == {"2"}
+    assert second_at - first_at >= 1.25, "the visibility timeout (scaled) and the window"
+    assert [i["FunctionError"] for i in mapping_reports(bed)[physical["Mapping"]]["Invocations"]] == [True, False]
+
+
+@pytest.mark.parametrize(
+    "answer, failed",
+    [
+        (None, set()),
+        ({}, set()),
+        ({"batchItemFailures": []}, set()),
+        ({"batchItemFailures": None}, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, {"b"}),
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, {"a", "b"}),
+        ({"batchItemFailures": [{"itemIdentifier": None}]}, {"a", "b"}),
+        ({"batchItemFailures": [{"messageId": "b"}]}, {"a", "b"}),
+        ({"batchItemFailures": [{"itemIdentifier": "unknown"}]}, {"a", "b"}),
+        ("not json", {"a", "b"}),
+    ],
+)
+def test_partial_batch_answers_are_read_as_lambda_documents_them(answer, failed):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from launcher.sqs_event_source import failed_ids
+
+    payload = answer if isinstance(answer, str) else json.dumps(answer)
+    records = [{"messageId": "a"}, {"messageId": "b"}]
+    assert failed_ids(records, payload, False, True) == failed
+    assert failed_ids(records, payload, True, True) == {"a", "b"}, "a function error fails the batch"
+    assert failed_ids(records, payload, False, False) == set(), "without ReportBatchItemFailures"
+
+
+def test_maximum_concurrency_caps_the_invocations_at_once(bed):
+    stack_id, physical = live_sync_stack(bed, {"BatchSize": 1, "ScalingConfig": {"MaximumConcurrency": 2}})
+    function, queue_url = physical["Function"], physical["Changes"]
+
+    def slow(event):
+        time.sleep(0.4)
+        return False, None
+
+    bed.stand_in.batch_answers[function] = slow
+
+    send(bed, queue_url, [f"m{i}" for i in range(6)])
+
+    eventually(lambda: len(bed.stand_in.batches_for(function)) == 6 and queue_empty(bed, queue_url), "six batches")
+    assert bed.stand_in.in_flight[function][1] == 2
+
+
+def test_a_disabled_mapping_reads_nothing_and_a_deleted_stacks_mapping_stops(bed):
+    sqs = bed.client("sqs")
+    queue_url = sqs.create_queue(QueueName=name("outliving"), Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    mapping = {"BatchSize": 10, "Enabled": {"Ref": "Enabled"}}
+    body = live_sync_template(mapping, queue={})
+    body = json.loads(body)
+    body["Resources"]["Mapping"]["Properties"]["EventSourceArn"] = queue_arn
+    del body["Resources"]["Changes"]
+    body = json.dumps(body)
+    stack_id, run = create(bed, body, {"Enabled": "false"})
+    assert run.status == "CREATE_COMPLETE", run.show()
+    physical = physical_ids(bed, stack_id)
+    function = physical["Function"]
+    assert mapping_reports(bed)[physical["Mapping"]]["State"] == "Disabled"
+
+    sqs.send_message(QueueUrl=queue_url, MessageBody="while disabled")
+    assert bed.stand_in.batches_for(function) == []
+    run = update(bed, stack_id, body, {"Enabled": "true"})
+    assert run.status == "UPDATE_COMPLETE", run.show()
+
+    (_, event), = eventually(lambda: bed.stand_in.batches_for(function), "the enabled mapping's batch")
+    (record,) = event["Records"]
+    assert record["body"] == "while disabled"
+    assert record["attributes"]["ApproximateReceiveCount"] == "1", "the disabled mapping never received it"
+
+    run = delete(bed, stack_id)
+    assert run.status == "DELETE_COMPLETE", run.show()
+    eventually(lambda: mapping_reports(bed)[physical["Mapping"]]["State"] == "Deleted", "the poller stopped")
+    sqs.send_message(QueueUrl=queue_url, MessageBody="after the stack")
+    (left,) = drain(sqs, queue_url)
+    assert (left["Body"], left["Attributes"]["ApproximateReceiveCount"]) == ("after the stack", "1")
+    assert len(bed.stand_in.batches_for(function)) == 1
+
+
+@pytest.mark.parametrize(
+    "mapping, function_timeout, reason",
+    [
+        ({"BatchSize": 100}, 30, "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"),
+        ({"BatchSize": 10}, 60, "Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds"),
+    ],
+)
+def test_a_mapping_lambda_refuses_fails_its_stack(bed, mapping, function_timeout, reason):
+    _, run = create(bed, live_sync_template(mapping, function_timeout=function_timeout))
+
+    assert run.status == "ROLLBACK_COMPLETE", run.show()
+    assert reason in run.reason("Mapping", "CREATE_FAILED")

@@ -11,4 +11,8 @@ Importing a module installs its part into moto; ``moto_launcher.py`` imports the
 - ``ecs``: ECS services that deploy, run and stop tasks, and stabilize as ECS does; tasks on
   the cluster's container instances with host ports, the app's served by ``qa_server_standin``.
 - ``extras``: a template bucket's settings, Cloud Map HTTP namespaces.
+- ``s3_eventbridge``: S3 object changes as EventBridge events on the default bus, delivered to a
+  rule's SQS queue when the queue's policy lets EventBridge send.
+- ``sqs_event_source``: Lambda's SQS event source mapping: batching window, batch size, partial
+  batch responses, maximum concurrency.
 """
