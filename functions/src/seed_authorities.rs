@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use cfn_custom_resource::runner::{delegated_event, delegated_result, is_delegated};
 use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestContext};
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::authorities_reload::{self, Expected, Target};
 use delegate::{AwsWorker, SeedWorker};
@@ -71,6 +72,10 @@ pub struct Properties {
     /// function with the request; not a template property.
     #[serde(default)]
     pub reload_targets: Option<Vec<Target>>,
+    /// Set with the targets while the stack rolls back: a task that does not take the restored
+    /// set is reported, and the rollback goes on (failing it would leave UPDATE_ROLLBACK_FAILED).
+    #[serde(default, deserialize_with = "lenient::option_bool")]
+    pub reload_best_effort: Option<bool>,
 }
 
 fn default_prefix() -> String {
@@ -179,6 +184,13 @@ impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
                 .map_err(|e| fail(format!("{e}; this function's role needs ecs:ListTasks, ecs:DescribeTasks, ecs:DescribeContainerInstances and ec2:DescribeInstances")))?;
             tracing::info!(logical_id = %context.logical_id, tasks = targets.len(), "app tasks to reload after the seed");
             event["ResourceProperties"]["ReloadTargets"] = serde_json::to_value(&targets).expect("targets serialise");
+            let rolling_back = worker.rolling_back(&context.stack_id).await.unwrap_or_else(|e| {
+                tracing::warn!("cannot tell whether the stack rolls back ({e}); every task must take the set");
+                false
+            });
+            if rolling_back {
+                event["ResourceProperties"]["ReloadBestEffort"] = Value::from("true");
+            }
         }
         let answer = worker
             .run(function, event, within)
@@ -261,6 +273,13 @@ impl<S: ObjectSource + 'static, W: SeedWorker> SeedAuthorities<S, W> {
         let report = authorities_reload::render(&results);
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "reloaded the app tasks:\n{report}");
         match authorities_reload::failure(&results) {
+            Some(reason) if properties.reload_best_effort == Some(true) => {
+                tracing::warn!(
+                    "rolling back: {reason}; the rollback goes on — restart those tasks (aws ecs stop-task) so that \
+                     they start with the restored files"
+                );
+                Ok(report)
+            }
             Some(reason) => Err(reason),
             None => Ok(report),
         }

@@ -160,6 +160,19 @@ async fn publish_with_the_stack_reloads_every_task_verified_an_update_reloads_th
     assert!(!text.contains(&format!("✗ task {} ", tasks[1].0)), "the other task took it: {text}");
     assert!(state(tasks[1].1).await.0.contains(&"ADDED_AGAIN".to_owned()));
     assert!(!text.contains(TOKEN), "the token is never printed: {text}");
+
+    // An update fails on that task too, and its rollback completes: the rollback's seed restores
+    // the old properties' set and its reload reports the task instead of failing the rollback.
+    let reloads_before = state(tasks[1].1).await.1;
+    let updated = lifecycle
+        .update_service(SERVICE_STACK, &[("AppDesiredCount", "2"), ("AuthoritiesSourceVersion", "3")])
+        .await
+        .expect("update-stack runs");
+    expect(&updated, "UPDATE_ROLLBACK_COMPLETE");
+    let reason = updated.reason("SeedAuthorities", "UPDATE_FAILED").unwrap_or_default();
+    assert!(reason.contains(&format!("✗ task {ignoring} ")), "{reason}");
+    assert!(!reason.contains(TOKEN));
+    assert_eq!(state(tasks[1].1).await.1, reloads_before + 2, "the other task reloaded by the update and the rollback");
 }
 
 /// The live-sync lines of the bed's function log (every line every function printed, in order).

@@ -39,6 +39,10 @@ pub trait SeedWorker: Send + Sync + 'static {
     /// The route tables that serve `subnets`, each with how it reaches S3.
     fn route_tables(&self, subnets: &[String]) -> impl Future<Output = Result<Vec<RouteTable>, String>> + Send;
 
+    /// True while the stack rolls an update back: the seed then restores the old set, and a task
+    /// that does not take it is reported rather than failing the rollback too.
+    fn rolling_back(&self, stack_id: &str) -> impl Future<Output = Result<bool, String>> + Send;
+
     /// The running tasks of `service` to reload after the seed.
     fn running_tasks(&self, cluster: &str, service: &str) -> impl Future<Output = Result<Vec<Target>, String>> + Send;
 
@@ -105,6 +109,7 @@ pub struct AwsWorker {
     lambda: aws_sdk_lambda::Client,
     ec2: aws_sdk_ec2::Client,
     tasks: EcsTasks,
+    cloudformation: aws_sdk_cloudformation::Client,
     region: String,
 }
 
@@ -114,6 +119,7 @@ impl AwsWorker {
             lambda: aws_sdk_lambda::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
             tasks: EcsTasks::new(config),
+            cloudformation: aws_sdk_cloudformation::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
         }
     }
@@ -188,6 +194,18 @@ impl SeedWorker for AwsWorker {
             }
         }
         Ok(found)
+    }
+
+    async fn rolling_back(&self, stack_id: &str) -> Result<bool, String> {
+        let described = self
+            .cloudformation
+            .describe_stacks()
+            .stack_name(stack_id)
+            .send()
+            .await
+            .map_err(|e| format!("cloudformation:DescribeStacks: {}", describe(&e)))?;
+        let status = described.stacks().first().and_then(|s| s.stack_status()).map(|s| s.as_str().to_owned());
+        Ok(status.is_some_and(|s| s.ends_with("ROLLBACK_IN_PROGRESS")))
     }
 
     async fn running_tasks(&self, cluster: &str, service: &str) -> Result<Vec<Target>, String> {
