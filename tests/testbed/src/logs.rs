@@ -37,9 +37,23 @@ pub struct Invocations {
 }
 
 /// The same JSON, however it is spaced or ordered, as one text (the emulator may write it anew).
+/// Keys are sorted here: serde_json keeps insertion order when a dependency turns on its
+/// `preserve_order` feature (the SDK's HTTP client does).
 fn canonical(body: &[u8]) -> String {
+    fn sorted(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<(String, serde_json::Value)> =
+                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(entries.into_iter().collect())
+            }
+            serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+            other => other,
+        }
+    }
     serde_json::from_slice::<serde_json::Value>(body)
-        .map(|value| value.to_string())
+        .map(|value| sorted(value).to_string())
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use qa_lookup_testbed::client_env;
 use qa_lookup_testbed::lifecycle::{self, Lifecycle, Settled, PREREQUISITES_STACK, SERVICE_STACK};
 
 const FAILING_STACK: &str = "lookup-service-demo-public-bucket";
@@ -73,6 +74,43 @@ async fn doctor(lifecycle: &Lifecycle, summary: &mut Summary, qa_deploy: &Path, 
     summary.check(lifecycle, step, exit == Some(0), &detail);
 }
 
+/// A user's copy of the authorities with one YAML file changed, published to the service stack.
+async fn publish(lifecycle: &Lifecycle, summary: &mut Summary, qa_deploy: &Path) -> Result<(), String> {
+    let tree = lifecycle.bed.work_dir().join("my-authorities");
+    for relative in lifecycle::files_below(&lifecycle.authorities) {
+        let target = tree.join(&relative);
+        std::fs::create_dir_all(target.parent().expect("a file has a folder")).map_err(|e| e.to_string())?;
+        std::fs::copy(lifecycle.authorities.join(&relative), &target).map_err(|e| e.to_string())?;
+    }
+    let changed = lifecycle::files_below(&tree)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "yml"))
+        .ok_or("no YAML authority to change")?;
+    let mut text = std::fs::read_to_string(tree.join(&changed)).map_err(|e| e.to_string())?;
+    text.push_str("\n# changed for the publish step of the demo\n");
+    std::fs::write(tree.join(&changed), text).map_err(|e| e.to_string())?;
+    lifecycle.say(&format!("$ qa-deploy authorities publish --from {} --stack {SERVICE_STACK}", tree.display()));
+    let started = Instant::now();
+    let output = tokio::process::Command::new(qa_deploy)
+        .args(["authorities", "publish", "--stack", SERVICE_STACK, "--from"])
+        .arg(&tree)
+        .envs(client_env(&lifecycle.bed.moto.endpoint))
+        .output()
+        .await
+        .map_err(|e| format!("qa-deploy did not run: {e}"))?;
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    for line in printed.lines() {
+        println!("           {line}");
+    }
+    summary.check(
+        lifecycle,
+        "publish reached every task",
+        output.status.success() && printed.contains("✓ task"),
+        &format!("exit {}, {:.1} s", output.status.code().unwrap_or(-1), started.elapsed().as_secs_f64()),
+    );
+    Ok(())
+}
+
 async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary, qa_deploy: &Path) -> Result<(), String> {
     heading("0. The network a user has, and qa-deploy doctor on it before any create-stack");
     lifecycle.create_network().await?;
@@ -132,6 +170,11 @@ async fn run(lifecycle: &mut Lifecycle, summary: &mut Summary, qa_deploy: &Path)
         rewritten == [&changed],
         &format!("{} of {} files rewritten", rewritten.len(), after.len()),
     );
+
+    heading(
+        "4b. qa-deploy authorities publish --stack: one file changed locally, every app task reloaded and verified",
+    );
+    publish(lifecycle, summary, qa_deploy).await?;
 
     heading(
         "5. Failure: the env file's bucket made public, then a second service stack (in the same subnets, whose \
