@@ -188,3 +188,34 @@ def test_the_seeding_function_reaches_every_app_task_on_its_dynamic_host_port_an
     assert references(seed["Cluster"]) == {"Cluster"} and "EnvFileKey" in references(seed["EnvFileKey"])
     statements = RESOURCES["SeedFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert any(s["Action"] == "s3:GetObject" and "EnvFileKey" in references(s["Resource"]) for s in statements)
+
+
+LIVE_SYNC = load("aws-live-sync.yaml")["Resources"]
+
+
+def test_live_sync_gets_the_buckets_events_batches_them_and_its_queue_outlasts_the_function():
+    # S3 sends events to EventBridge only when the bucket says so (S3 user guide, "Using
+    # EventBridge"); the rule may write to the queue only through the queue's policy
+    # (EventBridge user guide, "Using resource-based policies for Amazon EventBridge").
+    bucket = load("aws-prerequisites.yaml")["Resources"]["Bucket"]["Properties"]
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    rule = LIVE_SYNC["Rule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.s3"]
+    assert references(rule["EventPattern"]["detail"]["object"]["key"]) == {"AuthoritiesPrefix"}
+    statement = LIVE_SYNC["QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    assert references(statement["Condition"]) == {"Rule"}
+    # AWS Lambda developer guide, "Using Lambda with Amazon SQS": a batch over 10 records needs a
+    # batching window of at least 1 s; the queue's visibility timeout at least six times the
+    # function's timeout; MaximumConcurrency 2 at least.
+    mapping = LIVE_SYNC["EventSourceMapping"]["Properties"]
+    assert mapping["BatchSize"] <= 10 or mapping["MaximumBatchingWindowInSeconds"] >= 1
+    assert 2 <= mapping["ScalingConfig"]["MaximumConcurrency"]
+    assert "ReportBatchItemFailures" in mapping["FunctionResponseTypes"]
+    queue = LIVE_SYNC["Queue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * LIVE_SYNC["Function"]["Properties"]["Timeout"]
+    assert references(queue["RedrivePolicy"]["deadLetterTargetArn"]) == {"DeadLetterQueue"}
+    # The alarm watches the metric the function writes (live_sync.rs: METRIC_NAMESPACE, FAILURE_METRIC).
+    alarm = LIVE_SYNC["FailureAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("QaLookupDeploy", "LiveSyncFailures")
+    assert "VpcConfig" not in LIVE_SYNC["Function"]["Properties"], "it calls AWS APIs without NAT"

@@ -39,18 +39,6 @@ async fn objects(s3: &aws_sdk_s3::Client) -> BTreeMap<String, Vec<u8>> {
     objects
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn publish_uploads_what_changed_by_content_deletes_what_is_gone_and_a_broken_tree_uploads_nothing() {
     let work = tempfile::tempdir().unwrap();
@@ -59,7 +47,7 @@ async fn publish_uploads_what_changed_by_content_deletes_what_is_gone_and_a_brok
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let tree = work.path().join("authorities");
     std::fs::create_dir_all(&tree).unwrap();
-    copy_tree(&workspace_root().join("tests/fixtures/authorities"), &tree);
+    qa_lookup_testbed::lifecycle::copy_tree(&workspace_root().join("tests/fixtures/authorities"), &tree);
 
     let first = publish(&moto, &tree, &[]).await;
     assert!(first.status.success(), "{}", printed(&first));

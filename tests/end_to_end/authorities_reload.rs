@@ -69,18 +69,6 @@ fn printed(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// One linked-data file of the tree other than `except`.
 fn a_linked_data_file(tree: &Path, except: &[&str]) -> String {
     let mut names: Vec<String> = std::fs::read_dir(tree.join("linked_data"))
@@ -108,7 +96,7 @@ async fn publish_with_the_stack_reloads_every_task_verified_an_update_reloads_th
     // A same-size change, an added and a removed authority.
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("authorities");
-    copy_tree(&lifecycle.authorities, &tree);
+    lifecycle::copy_tree(&lifecycle.authorities, &tree);
     let removed = a_linked_data_file(&tree, &[]);
     let changed = a_linked_data_file(&tree, &[&removed]);
     let text = std::fs::read_to_string(tree.join("linked_data").join(&changed)).unwrap();
@@ -203,7 +191,7 @@ async fn live_sync_makes_a_burst_of_200_changes_one_seed_that_reaches_the_task_a
     // A burst: aws s3 sync of 200 new authorities.
     let work = tempfile::tempdir().unwrap();
     let tree = work.path().join("authorities");
-    copy_tree(&lifecycle.authorities, &tree);
+    lifecycle::copy_tree(&lifecycle.authorities, &tree);
     let model = a_linked_data_file(&tree, &[]);
     for n in 0..200 {
         std::fs::copy(tree.join("linked_data").join(&model), tree.join(format!("linked_data/burst_{n:03}.json")))

@@ -424,6 +424,19 @@ fn stack_id(printed: &serde_json::Value) -> Result<String, String> {
 }
 
 /// The files below `folder`, relative to it, sorted; hidden files (the seed's manifest) left out.
+/// A copy of `from`'s files and folders at `to` (created), as a user's local copy of a tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's folder can be created");
+    for entry in std::fs::read_dir(from).expect("the tree can be read").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("a file can be copied");
+        }
+    }
+}
+
 pub fn files_below(folder: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![folder.to_path_buf()];

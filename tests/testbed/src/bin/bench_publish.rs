@@ -13,18 +13,6 @@ use std::time::Instant;
 use qa_lookup_testbed::client_env;
 use qa_lookup_testbed::lifecycle::{self, Lifecycle, BUCKET, SERVICE_STACK};
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("a folder");
-    for entry in std::fs::read_dir(from).expect("the fixture").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("a copy");
-        }
-    }
-}
-
 /// A top-level YAML authority of the tree, changed (and made longer, so aws s3 sync sees it).
 fn change_one_file(tree: &Path, run: usize) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(tree)
@@ -62,7 +50,7 @@ async fn main() -> Result<(), String> {
     }
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let tree = work.path().join("authorities");
-    copy_tree(&lifecycle.authorities, &tree);
+    lifecycle::copy_tree(&lifecycle.authorities, &tree);
     let files = lifecycle::files_below(&tree).len();
     let destination = format!("s3://{BUCKET}/authorities/");
     let (mut ours, mut s3sync) = (Vec::new(), Vec::new());

@@ -77,11 +77,7 @@ async fn doctor(lifecycle: &Lifecycle, summary: &mut Summary, qa_deploy: &Path, 
 /// A user's copy of the authorities with one YAML file changed, published to the service stack.
 async fn publish(lifecycle: &Lifecycle, summary: &mut Summary, qa_deploy: &Path) -> Result<(), String> {
     let tree = lifecycle.bed.work_dir().join("my-authorities");
-    for relative in lifecycle::files_below(&lifecycle.authorities) {
-        let target = tree.join(&relative);
-        std::fs::create_dir_all(target.parent().expect("a file has a folder")).map_err(|e| e.to_string())?;
-        std::fs::copy(lifecycle.authorities.join(&relative), &target).map_err(|e| e.to_string())?;
-    }
+    lifecycle::copy_tree(&lifecycle.authorities, &tree);
     let changed = lifecycle::files_below(&tree)
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "yml"))
