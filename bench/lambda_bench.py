@@ -132,10 +132,16 @@ def main():
 
             api = RuntimeApi()
             mount = Path(scratch)
-            env = dict(os.environ, **CREDENTIALS, AWS_ENDPOINT_URL=endpoint, AWS_LAMBDA_RUNTIME_API=api.address,
+            # The variables Lambda documents for a function ("Defined runtime environment variables",
+            # Lambda Developer Guide), not this machine's: its SSL_CERT_DIR, for one, is not Lambda's.
+            env = dict(**CREDENTIALS, AWS_DEFAULT_REGION="us-east-1", AWS_SESSION_TOKEN="testing",
+                       AWS_ENDPOINT_URL=endpoint, AWS_LAMBDA_RUNTIME_API=api.address, _HANDLER="bootstrap",
                        AWS_LAMBDA_FUNCTION_NAME="qa-lookup-custom-resources", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="128", AWS_LAMBDA_LOG_GROUP_NAME="bench",
-                       AWS_LAMBDA_LOG_STREAM_NAME="bench", AUTHORITIES_MOUNT_PATH=str(mount))
+                       AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_INITIALIZATION_TYPE="on-demand",
+                       LAMBDA_TASK_ROOT=str(Path(args.bootstrap).parent), LAMBDA_RUNTIME_DIR="/var/runtime",
+                       TZ=":UTC", LANG="en_US.UTF-8", PATH="/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+                       LD_LIBRARY_PATH="/lib64:/usr/lib64", AUTHORITIES_MOUNT_PATH=str(mount))
 
             def create(resource_type, properties):
                 request_id = str(uuid.uuid4())

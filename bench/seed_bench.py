@@ -250,6 +250,7 @@ def main():
     parser.add_argument("--s3s-fs", required=True)
     parser.add_argument("--rclone", required=True)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--servers", default="fast,moto", help="comma-separated: fast (s3s-fs), moto")
     args = parser.parse_args()
     real = ROOT.parent / "shared" / "fixtures" / "qa_server_config" / "authorities"
     if not real.is_dir():
@@ -260,7 +261,7 @@ def main():
     print(f"(rclone: {version.splitlines()[0]})", flush=True)
     with tempfile.TemporaryDirectory(prefix="qa-seed-bench-") as scratch:
         workdir = Path(scratch)
-        for name in ["fast", "moto"]:
+        for name in args.servers.split(","):
             server = Server(name, args.s3s_fs, workdir)
             try:
                 files = upload_folder(server, real, "real/")

@@ -3,6 +3,8 @@ BENCH_TOOLS := .bench-tools
 S3S_FS := $(BENCH_TOOLS)/bin/s3s-fs
 RCLONE := $(BENCH_TOOLS)/usr/bin/rclone
 RUNS ?= 5
+# The S3 servers bench-seed runs against: fast (s3s-fs) and moto.
+SERVERS ?= fast,moto
 
 # A fast S3 server in Rust, so the benchmark does not measure moto.
 $(S3S_FS):
@@ -18,9 +20,9 @@ $(RCLONE):
 .PHONY: bench bench-seed bench-lambda bench-publish
 bench: bench-seed bench-lambda bench-publish ## bench-seed, bench-lambda and bench-publish
 
-bench-seed: $(VENV)/.installed $(S3S_FS) $(RCLONE) ## Seed benchmark against aws s3 sync and rclone on moto and s3s-fs (release build; RUNS=5)
+bench-seed: $(VENV)/.installed $(S3S_FS) $(RCLONE) ## Seed benchmark against aws s3 sync and rclone on moto and s3s-fs (release build; RUNS=5, SERVERS=fast,moto)
 	$(CARGO) build --release --bin qa-deploy -p qa-lookup-functions
-	$(VENV)/bin/python bench/seed_bench.py --qa-deploy target/release/qa-deploy --s3s-fs $(S3S_FS) --rclone $(RCLONE) --runs $(RUNS)
+	$(VENV)/bin/python bench/seed_bench.py --qa-deploy target/release/qa-deploy --s3s-fs $(S3S_FS) --rclone $(RCLONE) --runs $(RUNS) --servers $(SERVERS)
 
 bench-lambda: $(VENV)/.installed ## The function's cold start, Create answer and peak RSS per resource type (x86_64 zip's bootstrap, moto)
 	$(MAKE) --no-print-directory lambda-zip ARCH=x86_64
