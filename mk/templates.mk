@@ -21,6 +21,11 @@ PACKAGE_DIR := target/cfn/$(STAGE)
 # Where the zip goes: by default the prerequisites bucket of the stage (private, versioned).
 LAMBDA_BUCKET ?=
 CARGO ?= cargo
+# cargo-lambda's own release "optimizations" pass --config profile.release.panic="abort" (seen in
+# cargo-lambda 1.9.2's cargo command line), which overrides Cargo.toml: a panic would then kill the
+# process and CloudFormation would wait out its timeout instead of reading FAILED. The root
+# Cargo.toml's release profile says what the zip is built with, panic = "unwind" included.
+CARGO_LAMBDA_OPTIONS := --disable-optimizations
 CARGO_LAMBDA_ARCH_arm64 := --arm64
 CARGO_LAMBDA_ARCH_x86_64 := --x86-64
 
@@ -49,7 +54,7 @@ stage-given:
 
 lambda-zip: $(VENV)/.installed ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64) and print its size
 	@test -n "$(CARGO_LAMBDA_ARCH_$(ARCH))" || { echo "ARCH must be arm64 or x86_64"; exit 2; }
-	$(CARGO) lambda build --release $(CARGO_LAMBDA_ARCH_$(ARCH)) --output-format zip --bin custom-resources
+	$(CARGO) lambda build --release $(CARGO_LAMBDA_OPTIONS) $(CARGO_LAMBDA_ARCH_$(ARCH)) --output-format zip --bin custom-resources
 	@echo "$(LAMBDA_ZIP) ($(ARCH)): $$(wc -c < $(LAMBDA_ZIP)) bytes"
 
 package: stage-given lambda-zip ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64), upload it, write target/cfn/STAGE/ (parameters, packaged template)

@@ -219,3 +219,21 @@ def test_live_sync_gets_the_buckets_events_batches_them_and_its_queue_outlasts_t
     alarm = LIVE_SYNC["FailureAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("QaLookupDeploy", "LiveSyncFailures")
     assert "VpcConfig" not in LIVE_SYNC["Function"]["Properties"], "it calls AWS APIs without NAT"
+
+
+def test_the_lambda_zip_is_built_with_unwinding_panics():
+    """lambda_runtime answers a panicking handler with an error, so CloudFormation reads FAILED at
+    once; with panic = "abort" the process dies and the stack waits out its timeout. cargo-lambda's
+    default release optimizations pass --config profile.release.panic="abort", which overrides
+    Cargo.toml; mk/templates.mk turns them off and the root Cargo.toml's profile says unwind."""
+    with open(os.path.join(ROOT, "mk", "templates.mk")) as makefile:
+        recipe = makefile.read()
+    assert "CARGO_LAMBDA_OPTIONS := --disable-optimizations" in recipe
+    assert "lambda build --release $(CARGO_LAMBDA_OPTIONS)" in recipe
+    with open(os.path.join(ROOT, "Cargo.toml")) as manifest:
+        release = manifest.read().split("[profile.release]", 1)[1].split("\n[", 1)[0]
+    assert 'panic = "unwind"' in release
+    with open(os.path.join(ROOT, "README.md")) as readme:
+        for line in readme:
+            if "cargo lambda build --release" in line:
+                assert "--disable-optimizations" in line, line
