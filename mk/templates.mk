@@ -54,7 +54,7 @@ stage-given:
 
 lambda-zip: $(VENV)/.installed ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64) and print its size
 	@test -n "$(CARGO_LAMBDA_ARCH_$(ARCH))" || { echo "ARCH must be arm64 or x86_64"; exit 2; }
-	$(CARGO) lambda build --release $(CARGO_LAMBDA_OPTIONS) $(CARGO_LAMBDA_ARCH_$(ARCH)) --output-format zip --bin custom-resources
+	$(CARGO) lambda build --profile lambda $(CARGO_LAMBDA_OPTIONS) $(CARGO_LAMBDA_ARCH_$(ARCH)) --output-format zip --bin custom-resources
 	@echo "$(LAMBDA_ZIP) ($(ARCH)): $$(wc -c < $(LAMBDA_ZIP)) bytes"
 
 package: stage-given lambda-zip ## Build the custom-resource Lambda zip (ARCH=arm64|x86_64), upload it, write target/cfn/STAGE/ (parameters, packaged template)

@@ -225,15 +225,20 @@ def test_the_lambda_zip_is_built_with_unwinding_panics():
     """lambda_runtime answers a panicking handler with an error, so CloudFormation reads FAILED at
     once; with panic = "abort" the process dies and the stack waits out its timeout. cargo-lambda's
     default release optimizations pass --config profile.release.panic="abort", which overrides
-    Cargo.toml; mk/templates.mk turns them off and the root Cargo.toml's profile says unwind."""
+    Cargo.toml; mk/templates.mk turns them off, builds with the lambda profile, and that profile
+    inherits the release profile's unwind without overriding it."""
     with open(os.path.join(ROOT, "mk", "templates.mk")) as makefile:
         recipe = makefile.read()
     assert "CARGO_LAMBDA_OPTIONS := --disable-optimizations" in recipe
-    assert "lambda build --release $(CARGO_LAMBDA_OPTIONS)" in recipe
+    assert "lambda build --profile lambda $(CARGO_LAMBDA_OPTIONS)" in recipe
     with open(os.path.join(ROOT, "Cargo.toml")) as manifest:
-        release = manifest.read().split("[profile.release]", 1)[1].split("\n[", 1)[0]
+        profiles = manifest.read()
+    release = profiles.split("[profile.release]", 1)[1].split("\n[", 1)[0]
     assert 'panic = "unwind"' in release
+    lambda_profiles = [section for section in profiles.split("\n[")[1:] if section.startswith("profile.lambda")]
+    assert 'inherits = "release"' in lambda_profiles[0]
+    assert not any("panic" in section for section in lambda_profiles)
     with open(os.path.join(ROOT, "README.md")) as readme:
         for line in readme:
-            if "cargo lambda build --release" in line:
-                assert "--disable-optimizations" in line, line
+            if "cargo lambda build" in line:
+                assert "--profile lambda --disable-optimizations" in line, line
