@@ -25,7 +25,7 @@ async fn one_answer(bed: &TestBed, event: &Event) -> StoredResponse {
     assert_eq!(stored.json["LogicalResourceId"], event.body["LogicalResourceId"]);
     assert_eq!(stored.json["StackId"], event.body["StackId"]);
     assert!(!stored.physical_id().is_empty() && stored.physical_id().len() <= 1024);
-    let logs = bed.function.logs();
+    let logs = bed.function.logs_after_request(event.body["RequestId"].as_str().unwrap_or_default()).await;
     let signature = event.signature();
     assert!(!signature.is_empty());
     assert!(!logs.contains(&signature), "the ResponseURL's signature reached the log:\n{logs}");
@@ -55,7 +55,8 @@ async fn create_update_delete_succeed_with_stable_physical_id_and_string_typed_p
     assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.json);
     assert_eq!(deleted.physical_id(), created.physical_id());
 
-    let logs = bed.function.logs();
+    let answered = |logs: &str| logs.lines().filter(|l| l.contains("answered CloudFormation")).count();
+    let logs = bed.function.logs_once(|logs| answered(logs) >= 3).await;
     let summary = logs.lines().filter(|l| l.contains("answered CloudFormation")).collect::<Vec<_>>();
     assert_eq!(summary.len(), 3, "one log line per request:\n{logs}");
     for field in [
@@ -109,7 +110,8 @@ async fn panic_in_the_handler_answers_failed_internal_error_with_details_in_the_
     let answer = one_answer(&bed, &create).await;
     assert_eq!(answer.status(), "FAILED");
     assert!(answer.reason().contains("internal error"), "{}", answer.reason());
-    assert!(bed.function.logs().contains("Custom::TestFault asked to panic"), "the panic's detail is logged");
+    let logs = bed.function.logs_once(|logs| logs.contains("Custom::TestFault asked to panic")).await;
+    assert!(logs.contains("Custom::TestFault asked to panic"), "the panic's detail is logged:\n{logs}");
 
     // The function survived the panic and serves the next request.
     let next = bed.create(TEST_FAULT, "After", json!({"Behaviour": "Succeed"})).await;
@@ -187,7 +189,8 @@ async fn delete_after_a_failed_create_succeeds_without_touching_anything() {
     let deleted = one_answer(&bed, &delete).await;
     assert_eq!(deleted.status(), "SUCCESS", "{}", deleted.json);
     assert_eq!(deleted.physical_id(), failed.physical_id());
-    assert!(bed.function.logs().contains("its Create failed: nothing to delete"));
+    let logs = bed.function.logs_once(|logs| logs.contains("its Create failed: nothing to delete")).await;
+    assert!(logs.contains("its Create failed: nothing to delete"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,7 +209,7 @@ async fn response_url_answering_500_twice_then_200_is_retried_with_an_empty_cont
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(body["Status"], "SUCCESS");
     }
-    let logs = bed.function.logs();
+    let logs = bed.function.logs_after_request(create.body["RequestId"].as_str().unwrap_or_default()).await;
     assert!(logs.contains("HTTP 500"), "{logs}");
     assert!(!logs.contains("0123456789abcdef"), "the signature reached the log:\n{logs}");
 }
@@ -223,7 +226,7 @@ async fn unreachable_response_url_is_logged_and_the_invocation_returns() {
     let returned = bed.invoke(&create).await;
     assert!(started.elapsed() < timeout, "returned after {:?}", started.elapsed());
     assert_eq!(returned["delivered"], false, "{returned}");
-    let logs = bed.function.logs();
+    let logs = bed.function.logs_after_request(create.body["RequestId"].as_str().unwrap_or_default()).await;
     assert!(logs.contains("could not deliver the answer to CloudFormation"), "{logs}");
     assert!(logs.contains(&format!("http://127.0.0.1:{closed_port}/response?<signature redacted>")), "{logs}");
     assert!(!logs.contains("fedcba9876543210"), "the signature reached the log:\n{logs}");
@@ -258,5 +261,6 @@ async fn malformed_event_with_a_response_url_answers_failed_and_one_without_is_l
     let no_url = bed.create(TEST_FAULT, "NoUrl", json!({"Behaviour": "Succeed"})).await.remove("ResponseURL");
     let returned = bed.invoke(&no_url).await;
     assert_eq!(returned["delivered"], false);
-    assert!(bed.function.logs().contains("the event has no ResponseURL"), "{}", bed.function.logs());
+    let logs = bed.function.logs_once(|logs| logs.contains("the event has no ResponseURL")).await;
+    assert!(logs.contains("the event has no ResponseURL"), "{logs}");
 }

@@ -128,8 +128,9 @@ async fn healthy_services_succeed_through_the_lambda_and_the_cli() {
     let created = one_answer(&bed, &create).await;
     assert_eq!(created.status(), "SUCCESS", "{}\n{}", created.json, bed.function.logs());
     assert_eq!(created.physical_id(), "services-healthy:qa");
-    let logs = bed.function.logs();
-    assert!(logs.contains("app 1/1 running, healthy; mysql 1/1 running, healthy"), "progress in the log:\n{logs}");
+    let progress = "app 1/1 running, healthy; mysql 1/1 running, healthy";
+    let logs = bed.function.logs_once(|logs| logs.contains(progress)).await;
+    assert!(logs.contains(progress), "progress in the log:\n{logs}");
 
     let update = bed
         .update(

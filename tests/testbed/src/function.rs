@@ -69,6 +69,8 @@ pub struct LambdaFunction {
 impl LambdaFunction {
     pub const LOG_GROUP: &'static str = "/aws/lambda/qa-lookup-custom-resources";
     pub const LOG_STREAM: &'static str = "2026/11/25/[$LATEST]testbed";
+    /// How long a line may take from the function's standard error to its log, on a loaded machine.
+    const LOG_WAIT: Duration = Duration::from_secs(20);
 
     pub async fn start(options: &FunctionOptions, log_dir: &Path) -> LambdaFunction {
         let emulator_port = free_port();
@@ -149,5 +151,33 @@ impl LambdaFunction {
     /// Everything the function's instances have logged so far, in order.
     pub fn logs(&self) -> String {
         self.instances.first().map(Guarded::log).unwrap_or_default()
+    }
+
+    /// The log once `complete` holds for it, or as it is after `LOG_WAIT`. An invocation returns
+    /// before its last lines have passed through the shipper into the log file, so a test that
+    /// judges a line waits for it (or for the line that ends the invocation) instead of reading once.
+    pub async fn logs_once(&self, complete: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + Self::LOG_WAIT;
+        loop {
+            let logs = self.logs();
+            if complete(&logs) || tokio::time::Instant::now() >= deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The log once it has the line that ends the invocation of request `request_id`: the answer
+    /// delivered, or not, or no ResponseURL to deliver it to.
+    pub async fn logs_after_request(&self, request_id: &str) -> String {
+        self.logs_once(|logs| {
+            logs.lines().any(|line| {
+                line.contains(request_id)
+                    && ["answered CloudFormation", "could not deliver the answer", "the event has no ResponseURL"]
+                        .iter()
+                        .any(|end| line.contains(end))
+            })
+        })
+        .await
     }
 }
