@@ -14,6 +14,7 @@ ARCH ?= arm64
 AWS ?= aws
 PREREQ_STACK ?= lookup-prerequisites-$(STAGE)
 SERVICE_STACK ?= lookup-service-$(STAGE)
+LIVE_SYNC_STACK ?= lookup-live-sync-$(STAGE)
 PREREQ_PARAMS := cfn/prerequisites-$(STAGE).env
 SERVICE_PARAMS := cfn/deploy-$(STAGE).env
 LAMBDA_ZIP := target/lambda/custom-resources/bootstrap.zip
@@ -122,7 +123,12 @@ publish-authorities: stage-given ## Publish FROM (a local config/authorities) to
 	$(CARGO) build --quiet -p qa-lookup-functions --bin qa-deploy
 	target/debug/qa-deploy authorities publish --from "$(FROM)" --stack $(SERVICE_STACK)
 
-delete: stage-given ## Delete both stacks of STAGE, service first (the bucket and the EFS file system are retained)
+# Live sync imports the prerequisites' BucketName export and the service imports the rest: a
+# stack whose export is in use cannot be deleted (Fn::ImportValue reference), so the importers go first.
+delete: stage-given ## Delete the stacks of STAGE: live sync (if any), service, prerequisites (bucket and file system are retained)
+	@if $(AWS) cloudformation describe-stacks --stack-name $(LIVE_SYNC_STACK) >/dev/null 2>&1; then \
+	  $(AWS) cloudformation delete-stack --stack-name $(LIVE_SYNC_STACK) && \
+	  $(AWS) cloudformation wait stack-delete-complete --stack-name $(LIVE_SYNC_STACK); fi
 	$(AWS) cloudformation delete-stack --stack-name $(SERVICE_STACK)
 	$(AWS) cloudformation wait stack-delete-complete --stack-name $(SERVICE_STACK)
 	$(AWS) cloudformation delete-stack --stack-name $(PREREQ_STACK)

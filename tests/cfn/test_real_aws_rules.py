@@ -147,15 +147,13 @@ def test_the_standalone_task_definition_publishes_no_database_port_and_fixes_the
 
 
 def test_instances_are_drained_before_they_are_replaced():
-    # An SSM-parameter AMI resolves again at every update (REFERENCE.md): a new release replaces
-    # the instances. ECS managed instance draining stops their tasks first (ECS developer guide,
-    # "Safely stop workloads ... managed instance draining"); managed termination protection needs
-    # the group's instances protected from scale-in (AWS::ECS::CapacityProvider reference).
+    # An SSM-parameter AMI resolves again at every update (AWS::SSM::Parameter::Value types): a
+    # new release replaces the instances. ECS managed instance draining stops their tasks first
+    # (ECS developer guide, "Safely stop workloads ... managed instance draining"). Termination
+    # protection stays off: test_aws_field_rules.py says why.
     provider = RESOURCES["CapacityProvider"]["Properties"]["AutoScalingGroupProvider"]
     assert provider["ManagedDraining"] == "ENABLED"
     assert provider["AutoScalingGroupArn"] == {"Ref": "AutoScalingGroup"}
-    if provider.get("ManagedTerminationProtection") == "ENABLED":
-        assert RESOURCES["AutoScalingGroup"]["Properties"]["NewInstancesProtectedFromScaleIn"] is True
     for service in of_type("AWS::ECS::Service"):
         strategy = RESOURCES[service]["Properties"]["CapacityProviderStrategy"]
         assert strategy == [{"CapacityProvider": {"Ref": "CapacityProvider"}, "Weight": 1}], service

@@ -254,6 +254,15 @@ pub async fn capacity_rows(aws: &Aws, deploy: &Parameters, subnets: &[String]) -
         aws.ec2.describe_instance_types().instance_types(instance_type.as_str().into()).send()
     );
     let check = format!("instance type {instance_type} holds the tasks");
+    let architecture_row = memory.as_ref().ok().and_then(|types| {
+        let architectures = types.instance_types().first()?.processor_info()?.supported_architectures();
+        let names: Vec<&str> = architectures.iter().map(|a| a.as_str()).collect();
+        Some(Row::new(
+            AREA,
+            format!("instance type {instance_type} runs the amd64 image"),
+            architecture_outcome(&names),
+        ))
+    });
     let memory_row = match memory {
         Ok(types) => match types.instance_types().first().and_then(|t| t.memory_info()?.size_in_mib()) {
             Some(mib) => {
@@ -281,7 +290,21 @@ pub async fn capacity_rows(aws: &Aws, deploy: &Parameters, subnets: &[String]) -
             Row::new(AREA, check, Outcome::Unknown(format!("ec2:DescribeInstanceTypes: {}", describe(&error))))
         }
     };
-    vec![ami, offered, memory_row]
+    [ami, offered, memory_row].into_iter().chain(architecture_row).collect()
+}
+
+/// The qa_server image is published for amd64 only: on an arm64 (Graviton) instance every start
+/// fails with "exec format error".
+pub fn architecture_outcome(architectures: &[&str]) -> Outcome {
+    if architectures.contains(&"x86_64") {
+        Outcome::Passed("x86_64, as the qa_server image (amd64 only) needs".to_owned())
+    } else {
+        Outcome::Failed(format!(
+            "expected an x86_64 instance type, found {} (Graviton) — the qa_server image is published for amd64 only \
+             and would fail with \"exec format error\"; choose an x86_64 InstanceType such as m5.large",
+            architectures.join(", ")
+        ))
+    }
 }
 
 /// ECS registers about 90% of an instance's memory (the rest is the OS and the agent's); a
@@ -320,7 +343,7 @@ async fn ami_row(aws: &Aws, parameter: &str) -> Row {
         },
         Err(error) if describe(&error).contains("ParameterNotFound") => Outcome::Failed(format!(
             "{parameter}: expected AWS's public ECS-optimized AMI parameter, found none in {} — set EcsAmiId to \
-             /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id (or .../arm64/... for Graviton)",
+             /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
             aws.region
         )),
         Err(error) => Outcome::Unknown(format!("ssm:GetParameter: {}", describe(&error))),
@@ -398,6 +421,16 @@ mod tests {
         assert!(matches!(&two, Outcome::Failed(why) if why.contains("raise InstanceCount")), "{two:?}");
         let small = capacity_outcome(2048, 3, 1, app, database);
         assert!(matches!(&small, Outcome::Failed(why) if why.contains("larger InstanceType")), "{small:?}");
+    }
+
+    #[test]
+    fn a_graviton_instance_type_is_refused_for_the_amd64_image() {
+        assert!(matches!(architecture_outcome(&["i386", "x86_64"]), Outcome::Passed(_)));
+        let graviton = architecture_outcome(&["arm64"]);
+        assert!(
+            matches!(&graviton, Outcome::Failed(why) if why.contains("found arm64 (Graviton)") && why.contains("exec format error") && why.contains("m5.large")),
+            "{graviton:?}"
+        );
     }
 
     #[test]

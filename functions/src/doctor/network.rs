@@ -199,6 +199,17 @@ pub fn judge(facts: &Facts, request: &NetworkRequest) -> Vec<Row> {
     let subnets_check = format!("subnets {}", request.subnets.join(", "));
     match subnet_problem(facts, &request.subnets, &vpc.id) {
         Some(problem) => rows.push(Row::new(AREA, subnets_check, Outcome::Failed(problem))),
+        // The prerequisites template puts one EFS mount target in each of exactly two subnets;
+        // an instance in a third subnet's zone would find no mount target to mount.
+        None if request.subnets.len() != 2 => rows.push(Row::new(
+            AREA,
+            subnets_check,
+            Outcome::Failed(format!(
+                "expected exactly two subnets (the prerequisites stack mounts EFS in two), found {} — set SubnetIds \
+                 to two subnets in different Availability Zones",
+                request.subnets.len()
+            )),
+        )),
         None => {
             rows.push(zones_row(facts, &request.subnets, subnets_check, "SubnetIds"));
             rows.push(instances_internet_row(facts, &request.subnets));
@@ -507,6 +518,19 @@ mod tests {
         facts.subnets[1].zone = "us-east-1a".into();
         let failed = failures(&judge(&facts, &request(&["rtb-main"])));
         assert!(failed.iter().any(|f| f.contains("subnet-a in us-east-1a, subnet-b in us-east-1a")), "{failed:?}");
+    }
+
+    #[test]
+    fn three_subnets_are_refused_as_the_stack_mounts_efs_in_two() {
+        let mut facts = public_facts();
+        facts.subnets.push(subnet("subnet-c", "us-east-1c", true));
+        let mut three = request(&["rtb-main"]);
+        three.subnets.push("subnet-c".into());
+        let failed = failures(&judge(&facts, &three));
+        assert!(
+            failed.iter().any(|f| f.contains("expected exactly two subnets") && f.contains("found 3")),
+            "{failed:?}"
+        );
     }
 
     #[test]
