@@ -12,7 +12,7 @@ use cfn_custom_resource::{lenient, CustomResource, Failure, Outcome, RequestCont
 use serde::Deserialize;
 
 use bucket_policy::DenyMatch;
-use env_file::{EnvFile, QaServerFacts, RailsEnv, Shape, ValueState};
+use env_file::{EnvFile, QaServerFacts, RailsEnv, Shape, ValueState, YamlHazard};
 use facts::{EnvFileFacts, PublicAccessBlock, Simulation};
 
 /// qa_server's keys (qa_server_container `.env.example`, REFERENCE.md).
@@ -451,11 +451,12 @@ fn check_contents(key: &str, contents: &Contents, required: &[String]) -> Check 
 type Rule = fn(&str, &QaServerFacts) -> Verdict;
 
 /// The rules' check names, in the order they are reported.
-const QA_SERVER_RULES: [(&str, Rule); 4] = [
+const QA_SERVER_RULES: [(&str, Rule); 5] = [
     ("RAILS_ENV valid", rails_env_rule),
     ("database name matches RAILS_ENV", database_name_rule),
     ("MYSQL_USER not root", user_rule),
     ("MYSQL_PORT is 3306", port_rule),
+    ("database.yml reads the values as written", database_yml_rule),
 ];
 
 fn not_set(what: &str) -> Verdict {
@@ -515,8 +516,8 @@ fn database_name_rule(key: &str, facts: &QaServerFacts) -> Verdict {
         )),
         (Some(env), Some(false)) => Verdict::Failed(format!(
             "{key}: MYSQL_DATABASE must equal {expected} (with RAILS_ENV={env_name}, qa_server's config/database.yml names the database so), found a different MYSQL_DATABASE — \
-             MariaDB creates MYSQL_DATABASE and grants MYSQL_USER that database only, so rake db:migrate would fail, db:create would be denied \
-             and the app would restart forever; make the two match and upload the file again (MariaDB creates MYSQL_DATABASE only on an empty \
+             MariaDB creates MYSQL_DATABASE and grants MYSQL_USER that database only, so rake db:migrate would fail (qa_server's start script \
+             swallows it: the home page answers, every database page answers 500); make the two match and upload the file again (MariaDB creates MYSQL_DATABASE only on an empty \
              data directory: if it has started already, keep MYSQL_DATABASE and change MYSQL_DATABASE_NAME_PREFIX or RAILS_ENV)",
             expected = expected(env),
             env_name = env.name().unwrap_or_default(),
@@ -552,6 +553,41 @@ fn port_rule(key: &str, facts: &QaServerFacts) -> Verdict {
             ))
         }
     }
+}
+
+fn database_yml_rule(key: &str, facts: &QaServerFacts) -> Verdict {
+    let judged: Vec<(&str, YamlHazard)> = env_file::DATABASE_YML_KEYS
+        .iter()
+        .zip(facts.database_yml)
+        .filter_map(|(name, judged)| Some((*name, judged?.err()?)))
+        .collect();
+    if facts.database_yml.iter().all(Option::is_none) {
+        return not_set("MYSQL_USER, MYSQL_PASSWORD, MYSQL_HOST and MYSQL_DATABASE_NAME_PREFIX are not set");
+    }
+    if judged.is_empty() {
+        return Verdict::Passed("the database settings read the same in Rails' YAML and in MariaDB".into());
+    }
+    let found: Vec<String> = judged
+        .iter()
+        .map(|(name, hazard)| {
+            let how = match hazard {
+                YamlHazard::ReservedStart => "starts with a character YAML reserves (* & ! @ ` % [ ] { } | > , # or - ? : and a space), so Rails does not boot",
+                YamlHazard::ColonSpace => "has ': ' inside or ends with ':', which YAML reads as a mapping, so Rails does not boot",
+                YamlHazard::Comment => "has ' #' inside, where YAML cuts it (a comment), so Rails and MariaDB disagree",
+                YamlHazard::Quoted => "is in quotes, which YAML strips and MariaDB's entrypoint keeps, so the two disagree",
+                YamlHazard::Padded => "has spaces before or after it, which YAML strips and ECS and MariaDB keep",
+                YamlHazard::NotAString => "is a number, boolean or null to YAML (e.g. 123, yes, off, ~), not the same text",
+            };
+            format!("{name} {how}")
+        })
+        .collect();
+    Verdict::Failed(format!(
+        "{key}: qa_server's config/database.yml pastes MYSQL_USER, MYSQL_PASSWORD, MYSQL_HOST and MYSQL_DATABASE_NAME_PREFIX \
+         into YAML unquoted; expected values YAML reads as written, found: {} — use letters, digits, '_', '-' and '.' \
+         (a random password of those is safe), then upload the file again (a changed MYSQL_PASSWORD also needs ALTER USER \
+         in the database once it has started)",
+        found.join("; ")
+    ))
 }
 
 /// The resource: Create and Update check, Delete succeeds at once without calling AWS.
@@ -772,7 +808,7 @@ mod tests {
         let report = run_checks(&facts, &properties()).await;
         let reason = report.failure_reason();
         assert!(reason.starts_with(
-            "env file s3://lookup-bucket/production.env: 3 of 12 checks failed (bucket Block Public Access, no public ACL grants, contents complete): "
+            "env file s3://lookup-bucket/production.env: 3 of 13 checks failed (bucket Block Public Access, no public ACL grants, contents complete): "
         ), "{reason}");
         // The rules whose keys are missing are left to "contents complete".
         for name in ["database name matches RAILS_ENV", "MYSQL_USER not root", "MYSQL_PORT is 3306"] {
@@ -823,9 +859,8 @@ mod tests {
             qa_env("production", "qadb_k4", "qadb_k4", "qauser_m2", "3306"),
             qa_env("staging", "qadb_k4", "qadb_k4_staging", "qauser_m2", "3306"),
             qa_env("integration", "qadb_k4", "qadb_k4_integration", "qauser_m2", "3306"),
-            // Quotes on other keys stay: they are part of those values, which no rule reads.
+            // Quotes on keys that YAML does not read stay: they are part of those values.
             qa_env("production", "qadb_k4", "qadb_k4", "qauser_m2", "3306")
-                .replace("MYSQL_PASSWORD=Kx9-db-pw", "MYSQL_PASSWORD=\"p w\"")
                 .replace("SECRET_KEY_BASE=Kx9-skb-secret", "SECRET_KEY_BASE='quoted key base'"),
         ] {
             let checks = verdicts(&text).await;
@@ -858,8 +893,8 @@ mod tests {
                 "database name matches RAILS_ENV",
                 "production.env: MYSQL_DATABASE must equal MYSQL_DATABASE_NAME_PREFIX followed by _staging (with RAILS_ENV=staging, \
                  qa_server's config/database.yml names the database so), found a different MYSQL_DATABASE — MariaDB creates \
-                 MYSQL_DATABASE and grants MYSQL_USER that database only, so rake db:migrate would fail, db:create would be denied \
-                 and the app would restart forever; make the two match and upload the file again",
+                 MYSQL_DATABASE and grants MYSQL_USER that database only, so rake db:migrate would fail (qa_server's start script \
+                 swallows it: the home page answers, every database page answers 500); make the two match and upload the file again",
             ),
             (
                 good("production", "qadb_k4_production", "qauser_m2", "3306"),
@@ -894,6 +929,26 @@ mod tests {
             let Verdict::Failed(reason) = &failed[0].verdict else { unreachable!() };
             assert!(reason.contains(expected), "{expected:?} not in {reason:?}");
             assert!(reason.contains("upload the file again"), "names the fix: {reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_password_that_breaks_database_yml_fails_naming_the_key_and_not_the_value() {
+        for (password, expected) in [
+            ("*Kx9-star", "MYSQL_PASSWORD starts with a character YAML reserves"),
+            ("Kx9-pw #tail", "MYSQL_PASSWORD has ' #' inside"),
+            ("\"Kx9-quoted\"", "MYSQL_PASSWORD is in quotes"),
+            ("Kx9-a: b", "MYSQL_PASSWORD has ': ' inside"),
+        ] {
+            let text = qa_env("production", "qadb_k4", "qadb_k4", "qauser_m2", "3306")
+                .replace("MYSQL_PASSWORD=Kx9-db-pw", &format!("MYSQL_PASSWORD={password}"));
+            let checks = verdicts(&text).await;
+            let failed: Vec<&Check> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Failed(_))).collect();
+            assert_eq!(failed.len(), 1, "{password}: {failed:#?}");
+            assert_eq!(failed[0].name, "database.yml reads the values as written");
+            let Verdict::Failed(reason) = &failed[0].verdict else { unreachable!() };
+            assert!(reason.contains(expected), "{expected:?} not in {reason}");
+            assert!(reason.contains("upload the file again"), "{reason}");
         }
     }
 

@@ -88,6 +88,69 @@ pub struct QaServerFacts {
     pub user_is_root: Option<bool>,
     /// `Ok(())` when `MYSQL_PORT` is exactly `3306`, else how it differs.
     pub port_3306: Option<Result<(), Shape>>,
+    /// For each of [`DATABASE_YML_KEYS`] that is set, how YAML would not read it as written.
+    pub database_yml: [Option<Result<(), YamlHazard>>; 4],
+}
+
+/// The values qa_server's `config/database.yml` pastes unquoted into YAML (ERB first, then YAML;
+/// LD4P/qa_server_container `config/database.yml`), while MariaDB's entrypoint reads the same
+/// values as they are (mariadb-docker `docker-entrypoint.sh`).
+pub const DATABASE_YML_KEYS: [&str; 4] = ["MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_HOST", "MYSQL_DATABASE_NAME_PREFIX"];
+
+/// How a value pasted into YAML as a plain scalar would not come out as the same text (YAML 1.1,
+/// as Ruby's Psych reads it: "Plain style" and the core schema's tags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YamlHazard {
+    /// Starts with a character YAML reserves (`*` `&` `!` `@` a backtick `%` `[` `]` `{` `}` `|`
+    /// `>` `,` `#`, or `-`, `?`, `:` before a space): Rails does not boot.
+    ReservedStart,
+    /// Has `: ` inside or ends with `:`: YAML reads a mapping and Rails does not boot.
+    ColonSpace,
+    /// Has ` #` inside: YAML cuts the value there (a comment).
+    Comment,
+    /// In quotes: YAML strips them, MariaDB keeps them, so the two disagree.
+    Quoted,
+    /// Spaces before or after: YAML strips them, MariaDB keeps them.
+    Padded,
+    /// A number, boolean or null to YAML (`123`, `yes`, `off`, `~`): not the same string.
+    NotAString,
+}
+
+/// How YAML reads `value` pasted in unquoted, when not as the same string.
+pub fn yaml_hazard(value: &str) -> Option<YamlHazard> {
+    let trimmed = value.trim();
+    if trimmed.len() >= 2 && ['"', '\''].iter().any(|q| trimmed.starts_with(*q) && trimmed.ends_with(*q)) {
+        return Some(YamlHazard::Quoted);
+    }
+    if trimmed != value {
+        return Some(YamlHazard::Padded);
+    }
+    let mut chars = value.chars();
+    let first = chars.next()?;
+    let second = chars.next();
+    if "*&!@`%[]{}|>,#'\"".contains(first) || ("-?:".contains(first) && matches!(second, None | Some(' ' | '\t'))) {
+        return Some(YamlHazard::ReservedStart);
+    }
+    if value.contains(": ") || value.contains(":\t") || value.ends_with(':') {
+        return Some(YamlHazard::ColonSpace);
+    }
+    if value.contains(" #") || value.contains("\t#") {
+        return Some(YamlHazard::Comment);
+    }
+    let lower = value.to_ascii_lowercase();
+    let keyword = ["~", "null", "true", "false", "yes", "no", "on", "off", "y", "n", ".nan", ".inf", "-.inf", "+.inf"];
+    let numeric = |v: &str| {
+        let v = v.strip_prefix(['-', '+']).unwrap_or(v).replace('_', "");
+        !v.is_empty()
+            && (v.parse::<f64>().is_ok()
+                || v.strip_prefix("0x").is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+                || v.strip_prefix("0o").is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_digit(8)))
+                || v.strip_prefix("0b").is_some_and(|b| !b.is_empty() && b.chars().all(|c| c == '0' || c == '1')))
+    };
+    if keyword.contains(&lower.as_str()) || numeric(&lower) {
+        return Some(YamlHazard::NotAString);
+    }
+    None
 }
 
 /// How `value` differs from every one of `accepted` (it is none of them).
@@ -130,11 +193,20 @@ fn judge(values: &BTreeMap<&str, &str>) -> QaServerFacts {
         port_3306: values
             .get("MYSQL_PORT")
             .map(|port| if *port == "3306" { Ok(()) } else { Err(shape(port, &["3306"])) }),
+        database_yml: DATABASE_YML_KEYS.map(|key| values.get(key).map(|value| yaml_hazard(value).map_or(Ok(()), Err))),
     }
 }
 
 /// The keys whose values the rules read; only set values (not empty, not the placeholder).
-const JUDGED: [&str; 5] = ["RAILS_ENV", "MYSQL_DATABASE", "MYSQL_DATABASE_NAME_PREFIX", "MYSQL_USER", "MYSQL_PORT"];
+const JUDGED: [&str; 7] = [
+    "RAILS_ENV",
+    "MYSQL_DATABASE",
+    "MYSQL_DATABASE_NAME_PREFIX",
+    "MYSQL_USER",
+    "MYSQL_PORT",
+    "MYSQL_PASSWORD",
+    "MYSQL_HOST",
+];
 
 pub fn parse(text: &str) -> EnvFile {
     let mut file = EnvFile::default();
@@ -253,6 +325,42 @@ mod tests {
         assert_eq!(db("\"production\"", "qa", "qa"), None, "no relation for an invalid RAILS_ENV");
         assert_eq!(db("production", "", "qa"), None);
         assert_eq!(db("production", "qa", "CHANGEME"), None);
+    }
+
+    #[test]
+    fn values_database_yml_would_not_read_as_written_are_named_by_hazard() {
+        use YamlHazard::*;
+        for (value, hazard) in [
+            ("*secret", ReservedStart),
+            ("@home", ReservedStart),
+            ("`tick", ReservedStart),
+            ("%x", ReservedStart),
+            ("[a", ReservedStart),
+            ("{a", ReservedStart),
+            ("|a", ReservedStart),
+            (">a", ReservedStart),
+            ("- a", ReservedStart),
+            ("a: b", ColonSpace),
+            ("ends:", ColonSpace),
+            ("pass #word", Comment),
+            ("\"qa\"", Quoted),
+            ("'qa'", Quoted),
+            (" qa", Padded),
+            ("12345", NotAString),
+            ("0x1F", NotAString),
+            ("1e3", NotAString),
+            ("yes", NotAString),
+            ("Off", NotAString),
+            ("~", NotAString),
+        ] {
+            assert_eq!(yaml_hazard(value), Some(hazard), "{value:?}");
+        }
+        for value in ["qa_server", "qa-mariadb", "s3cr3t-P4ss_word.x", "a:b", "a#b", "-a", "1.2.3", "0a1b2c"] {
+            assert_eq!(yaml_hazard(value), None, "{value:?}");
+        }
+        let judged =
+            facts("MYSQL_USER=qa\nMYSQL_PASSWORD=*oops\nMYSQL_HOST=\"qa-mariadb\"\nMYSQL_DATABASE_NAME_PREFIX=qa\n");
+        assert_eq!(judged.database_yml, [Some(Ok(())), Some(Err(ReservedStart)), Some(Err(Quoted)), Some(Ok(()))]);
     }
 
     #[test]
