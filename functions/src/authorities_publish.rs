@@ -1,8 +1,10 @@
 //! `qa-deploy authorities publish`: a local authority tree to its S3 prefix, judged first by the
 //! seed's own rules (safe names, a layout qa_server loads, every file parses, the limits), so
 //! that what the seed would refuse is never uploaded. Only what changed goes up, judged by
-//! content (the MD5 an S3 ETag of a single-part upload is), not by size and time as `aws s3
-//! sync` judges (aws-cli #1074, #3415: a same-size change is skipped); objects no longer in the
+//! content, not by size and time as `aws s3 sync` judges (aws-cli #1074, #3415: a same-size
+//! change is skipped): the ETag where it is the MD5 of the data, else the SHA-256 checksum S3
+//! keeps for each upload (the bucket's SSE-KMS ETags are no MD5s: S3 API reference,
+//! `Object.ETag`; `HeadObject` with checksum mode returns the checksum); objects no longer in the
 //! tree are deleted after the uploads, so a seed in between sees a superset, never a gap.
 //! With `--stack`, the stack's seeding function then seeds its access point and every running app
 //! task reloads, each verified (see [`crate::authorities_reload`]).
@@ -27,6 +29,8 @@ pub struct LocalFile {
     pub path: PathBuf,
     pub key: String,
     pub md5: String,
+    /// The SHA-256 of the content, base64 as S3 keeps it (`x-amz-checksum-sha256`).
+    pub sha256: String,
     pub size: u64,
 }
 
@@ -68,7 +72,10 @@ impl Plan {
 /// The S3 calls a publish makes, behind a trait so that its logic is tested without AWS.
 pub trait Bucket: Send + Sync {
     fn list(&self, bucket: &str, prefix: &str) -> impl Future<Output = Result<Vec<SourceObject>, String>> + Send;
+    /// Uploads with the file's SHA-256, which S3 checks and keeps.
     fn put(&self, bucket: &str, file: &LocalFile) -> impl Future<Output = Result<(), String>> + Send;
+    /// The SHA-256 S3 keeps for the object (base64), or `None` when it keeps none.
+    fn sha256(&self, bucket: &str, key: &str) -> impl Future<Output = Result<Option<String>, String>> + Send;
     fn delete(&self, bucket: &str, keys: &[String]) -> impl Future<Output = Result<(), String>> + Send;
 }
 
@@ -123,9 +130,13 @@ pub fn read_tree(from: &Path, bucket: &str, prefix: &str) -> Result<Vec<LocalFil
                 continue;
             }
             match std::fs::read(&resolved) {
-                Ok(bytes) => {
-                    files.push(LocalFile { path: resolved, key, md5: md5_hex(&bytes), size: bytes.len() as u64 })
-                }
+                Ok(bytes) => files.push(LocalFile {
+                    path: resolved,
+                    key,
+                    md5: md5_hex(&bytes),
+                    sha256: sha256_base64(&bytes),
+                    size: bytes.len() as u64,
+                }),
                 Err(error) => problems.push(format!("{relative}: cannot be read: {error}")),
             }
         }
@@ -165,6 +176,33 @@ pub fn read_tree(from: &Path, bucket: &str, prefix: &str) -> Result<Vec<LocalFil
 /// The MD5 of `bytes` in hex: an S3 ETag of a single-part upload.
 pub fn md5_hex(bytes: &[u8]) -> String {
     md5::Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `bytes`, base64, as S3's `x-amz-checksum-sha256`.
+pub fn sha256_base64(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+/// The files `plan` found changed by their ETag (an ETag that is no MD5 says nothing of the
+/// content) whose SHA-256 in S3 is the local one: unchanged after all.
+pub async fn settle_by_checksum(mut plan: Plan, target: &impl Bucket, bucket: &str) -> Result<Plan, String> {
+    let changed = std::mem::take(&mut plan.changed);
+    let judged: Vec<Result<(LocalFile, bool), String>> = futures::stream::iter(changed)
+        .map(|file| async move {
+            let kept = target.sha256(bucket, &file.key).await.map_err(|e| format!("{}: {e}", file.key))?;
+            let same = kept.as_deref() == Some(file.sha256.as_str());
+            Ok((file, same))
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for judged in judged {
+        match judged? {
+            (_, true) => plan.unchanged += 1,
+            (file, false) => plan.changed.push(file),
+        }
+    }
+    Ok(plan)
 }
 
 /// Added, changed (by content) and removed, against what the prefix holds.
@@ -227,8 +265,29 @@ impl Bucket for S3Bucket {
 
     async fn put(&self, bucket: &str, file: &LocalFile) -> Result<(), String> {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(&file.path).await.map_err(|e| e.to_string())?;
-        self.s3.put_object().bucket(bucket).key(&file.key).body(body).send().await.map_err(|e| describe(&e))?;
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(&file.key)
+            .checksum_sha256(&file.sha256)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
         Ok(())
+    }
+
+    async fn sha256(&self, bucket: &str, key: &str) -> Result<Option<String>, String> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(head.checksum_sha256().map(str::to_owned))
     }
 
     async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), String> {
@@ -293,6 +352,66 @@ mod tests {
         assert_eq!(plan.changed.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["authorities/agrovoc.yml"]);
         assert_eq!(plan.removed, ["authorities/gone.yml"]);
         assert_eq!(plan.unchanged, 1);
+    }
+
+    /// S3 as AWS answers for the bucket's SSE-KMS objects: an ETag that is no MD5 of the data
+    /// (S3 API reference, `Object.ETag`), and the SHA-256 each upload sent, kept and returned
+    /// by HeadObject with checksum mode (moto's ETags are MD5s, so only this shows the case).
+    struct KmsBucket {
+        kept: BTreeMap<String, Option<String>>,
+    }
+
+    impl Bucket for KmsBucket {
+        async fn list(&self, _: &str, _: &str) -> Result<Vec<SourceObject>, String> {
+            Ok(vec![])
+        }
+        async fn put(&self, _: &str, _: &LocalFile) -> Result<(), String> {
+            Ok(())
+        }
+        async fn sha256(&self, _: &str, key: &str) -> Result<Option<String>, String> {
+            self.kept.get(key).cloned().ok_or_else(|| format!("no object {key}"))
+        }
+        async fn delete(&self, _: &str, _: &[String]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn under_sse_kms_a_file_is_judged_by_the_sha256_s3_keeps_not_by_its_etag() {
+        let folder = tempfile::tempdir().unwrap();
+        write(folder.path(), "same.yml", "term: a\n");
+        write(folder.path(), "edited.yml", "term: b\n");
+        write(folder.path(), "old-upload.yml", "term: c\n");
+        let local = read_tree(folder.path(), "b", "authorities/").unwrap();
+        let kms = |key: &str, text: &str| SourceObject {
+            key: key.into(),
+            etag: "\"7a3f0c2e9b1d4e6f8a0b2c4d6e8f0a1b\"".into(),
+            size: text.len() as u64,
+        };
+        let remote = [
+            kms("authorities/same.yml", "term: a\n"),
+            kms("authorities/edited.yml", "term: x\n"),
+            kms("authorities/old-upload.yml", "term: c\n"),
+        ];
+        let by_etag = plan(local, &remote);
+        assert_eq!(by_etag.changed.len(), 3, "no SSE-KMS ETag is an MD5");
+        let bucket = KmsBucket {
+            kept: BTreeMap::from([
+                ("authorities/same.yml".to_owned(), Some(sha256_base64(b"term: a\n"))),
+                ("authorities/edited.yml".to_owned(), Some(sha256_base64(b"term: x\n"))),
+                // Uploaded before publish sent checksums: S3 keeps none, so it goes up again.
+                ("authorities/old-upload.yml".to_owned(), None),
+            ]),
+        };
+        let settled = settle_by_checksum(by_etag, &bucket, "b").await.unwrap();
+        let changed: Vec<&str> = settled.changed.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(changed, ["authorities/edited.yml", "authorities/old-upload.yml"]);
+        assert_eq!(settled.unchanged, 1);
+        assert_eq!(
+            sha256_base64(b""),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+            "base64 of SHA-256, as S3 writes it"
+        );
     }
 
     #[test]

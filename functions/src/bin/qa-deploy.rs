@@ -191,7 +191,10 @@ async fn publish(args: PublishArgs) -> ExitCode {
         Ok(remote) => remote,
         Err(problem) => return fail(problem),
     };
-    let plan = publish::plan(local, &remote);
+    let plan = match publish::settle_by_checksum(publish::plan(local, &remote), &bucket, &bucket_name).await {
+        Ok(plan) => plan,
+        Err(problem) => return fail(format!("reading the checksums S3 keeps failed: {problem}")),
+    };
     let destination = format!("s3://{bucket_name}/{prefix}");
     print!("{}", plan.render(&destination));
     if args.dry_run {
