@@ -14,7 +14,6 @@ ARCH ?= arm64
 AWS ?= aws
 PREREQ_STACK ?= lookup-prerequisites-$(STAGE)
 SERVICE_STACK ?= lookup-service-$(STAGE)
-LIVE_SYNC_STACK ?= lookup-live-sync-$(STAGE)
 PREREQ_PARAMS := cfn/prerequisites-$(STAGE).env
 SERVICE_PARAMS := cfn/deploy-$(STAGE).env
 LAMBDA_ZIP := target/lambda/custom-resources/bootstrap.zip
@@ -123,12 +122,17 @@ publish-authorities: stage-given ## Publish FROM (a local config/authorities) to
 	$(CARGO) build --quiet -p qa-lookup-functions --bin qa-deploy
 	target/debug/qa-deploy authorities publish --from "$(FROM)" --stack $(SERVICE_STACK)
 
-# Live sync imports the prerequisites' BucketName export and the service imports the rest: a
-# stack whose export is in use cannot be deleted (Fn::ImportValue reference), so the importers go first.
+# Live sync and the service import the prerequisites' exports: a stack whose export is in use
+# cannot be deleted (Fn::ImportValue reference). Every other stack importing BucketName (live
+# sync, whatever its name) goes first, then the service, then the prerequisites.
 delete: stage-given ## Delete the stacks of STAGE: live sync (if any), service, prerequisites (bucket and file system are retained)
-	@if $(AWS) cloudformation describe-stacks --stack-name $(LIVE_SYNC_STACK) >/dev/null 2>&1; then \
-	  $(AWS) cloudformation delete-stack --stack-name $(LIVE_SYNC_STACK) && \
-	  $(AWS) cloudformation wait stack-delete-complete --stack-name $(LIVE_SYNC_STACK); fi
+	@for stack in $$($(AWS) cloudformation list-imports --export-name $(PREREQ_STACK)-BucketName \
+	    --query Imports --output text 2>/dev/null); do \
+	  [ "$$stack" = "$(SERVICE_STACK)" ] && continue; \
+	  echo "Deleting $$stack (it imports $(PREREQ_STACK)-BucketName)"; \
+	  $(AWS) cloudformation delete-stack --stack-name $$stack && \
+	  $(AWS) cloudformation wait stack-delete-complete --stack-name $$stack || exit 1; \
+	done
 	$(AWS) cloudformation delete-stack --stack-name $(SERVICE_STACK)
 	$(AWS) cloudformation wait stack-delete-complete --stack-name $(SERVICE_STACK)
 	$(AWS) cloudformation delete-stack --stack-name $(PREREQ_STACK)

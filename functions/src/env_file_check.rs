@@ -576,15 +576,15 @@ fn database_yml_rule(key: &str, facts: &QaServerFacts) -> Verdict {
                 YamlHazard::Comment => "has ' #' inside, where YAML cuts it (a comment), so Rails and MariaDB disagree",
                 YamlHazard::Quoted => "is in quotes, which YAML strips and MariaDB's entrypoint keeps, so the two disagree",
                 YamlHazard::Padded => "has spaces before or after it, which YAML strips and ECS and MariaDB keep",
-                YamlHazard::NotAString => "is a number, boolean or null to YAML (e.g. 123, yes, off, ~), not the same text",
+                YamlHazard::NotAString => "is a number, boolean, date or null to YAML (e.g. 0123, yes, off, 1:30, ~), which may not come back as the same text",
             };
             format!("{name} {how}")
         })
         .collect();
     Verdict::Failed(format!(
         "{key}: qa_server's config/database.yml pastes MYSQL_USER, MYSQL_PASSWORD, MYSQL_HOST and MYSQL_DATABASE_NAME_PREFIX \
-         into YAML unquoted; expected values YAML reads as written, found: {} — use letters, digits, '_', '-' and '.' \
-         (a random password of those is safe), then upload the file again (a changed MYSQL_PASSWORD also needs ALTER USER \
+         into YAML unquoted; expected values YAML reads as written, found: {} — start it with a letter and use letters, digits, \
+         '_' and '-' (a random password of those that starts with a letter is safe), then upload the file again (a changed MYSQL_PASSWORD also needs ALTER USER \
          in the database once it has started)",
         found.join("; ")
     ))

@@ -13,9 +13,10 @@ TEMPLATES = {name: load(name) for name in ("aws-prerequisites.yaml", "aws-deploy
 
 # EC2 API reference, UserIdGroupPair/IpRange/IpV6Range/PrefixListId "Description" and
 # CreateSecurityGroup "GroupDescription": at most 255 characters, a-z, A-Z, 0-9, spaces and
-# ._-:/()#,@[]+=;{}!$* (and & for CIDR rules); anything else is "InvalidParameterValue:
+# ._-:/()#,@[]+=;{}!$* (and & for CIDR rules, IpRange only); anything else is "InvalidParameterValue:
 # Invalid rule description" (cfn-lint #173, terraform-provider-aws #18874).
-EC2_DESCRIPTION = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*&]{0,255}$")
+EC2_DESCRIPTION = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]{0,255}$")
+EC2_CIDR_RULE_DESCRIPTION = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*&]{0,255}$")
 
 
 def literal_text(value):
@@ -30,22 +31,31 @@ def literal_text(value):
 
 
 def security_group_descriptions(template):
-    """(where, text) of every security group and rule description the template sends to EC2."""
+    """(where, text, allowed) of every security group and rule description sent to EC2."""
     for name, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::EC2::SecurityGroup":
-            yield f"{name}.GroupDescription", literal_text(properties.get("GroupDescription"))
+            yield f"{name}.GroupDescription", literal_text(properties.get("GroupDescription")), EC2_DESCRIPTION
             for direction in ("SecurityGroupIngress", "SecurityGroupEgress"):
                 for n, rule in enumerate(properties.get(direction, [])):
                     if "Description" in rule:
-                        yield f"{name}.{direction}[{n}].Description", literal_text(rule["Description"])
+                        yield f"{name}.{direction}[{n}].Description", literal_text(rule["Description"]), allowed(rule)
         elif resource["Type"] in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
             if "Description" in properties:
-                yield f"{name}.Description", literal_text(properties["Description"])
+                yield f"{name}.Description", literal_text(properties["Description"]), allowed(properties)
+
+
+def allowed(rule):
+    cidr = "CidrIp" in rule or "CidrIpv6" in rule
+    return EC2_CIDR_RULE_DESCRIPTION if cidr else EC2_DESCRIPTION
 
 
 def refused_descriptions(template):
-    return [(where, text) for where, text in security_group_descriptions(template) if text is not None and not EC2_DESCRIPTION.match(text)]
+    return [
+        (where, text)
+        for where, text, pattern in security_group_descriptions(template)
+        if text is not None and not pattern.match(text)
+    ]
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
@@ -56,7 +66,9 @@ def test_security_group_descriptions_use_only_what_ec2_accepts(name):
 def test_an_apostrophe_in_a_rule_description_is_caught():
     planted = {"Resources": {"Rule": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {"Description": "The app's port"}}}}
     assert refused_descriptions(planted) == [("Rule.Description", "The app's port")]
-    every_group = [where for t in TEMPLATES.values() for where, _ in security_group_descriptions(t)]
+    ampersand = {"Resources": {"Rule": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {"Description": "A & B", "SourceSecurityGroupId": "sg-1"}}}}
+    assert refused_descriptions(ampersand) == [("Rule.Description", "A & B")], "& only for CIDR rules"
+    every_group = [where for t in TEMPLATES.values() for where, _, _ in security_group_descriptions(t)]
     assert len(every_group) >= 8, f"the walk finds the templates' descriptions: {every_group}"
 
 
@@ -95,8 +107,9 @@ def test_a_topic_an_alarm_publishes_to_is_under_a_key_cloudwatch_may_use(name):
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_a_queue_eventbridge_sends_to_is_under_a_key_eventbridge_may_use(name):
-    # EventBridge user guide, "Amazon SQS permissions": an SQS target encrypted with the AWS
-    # managed key alias/aws/sqs cannot be delivered to; SQS-managed SSE or a customer managed key.
+    # SQS developer guide, "Key management" (configure KMS permissions for AWS services): an
+    # event source needs a customer managed key, as alias/aws/sqs's policy cannot be changed;
+    # SQS-managed SSE also works.
     resources = TEMPLATES[name]["Resources"]
     for rule in (r for r in resources.values() if r["Type"] == "AWS::Events::Rule"):
         for target in rule["Properties"]["Targets"]:
@@ -154,8 +167,10 @@ def test_the_database_image_needs_a_tag_or_a_digest():
 
 # The qa_server image is published for amd64 only (LD4P/qa_server_container's image build);
 # on Graviton (arm64) every start fails with "exec format error".
-X86 = ["m5.large", "m6i.xlarge", "m7i-flex.large", "c5n.2xlarge", "r5b.large", "t3.medium", "m6a.large", "g4dn.xlarge", "x2iedn.xlarge"]
-GRAVITON = ["m6g.large", "m7g.large", "c6gn.large", "t4g.medium", "r8gd.large", "a1.large", "im4gn.large", "x2gd.large", "g5g.xlarge"]
+X86 = ["m5.large", "m6i.xlarge", "m7i-flex.large", "c5n.2xlarge", "r5b.large", "t3.medium", "m6a.large", "g4dn.xlarge",
+       "x2iedn.xlarge", "c7i.metal-24xl", "m7a.metal-48xl", "u-3tb1.56xlarge", "u7i-12tb.224xlarge", "p6-b200.48xlarge"]
+GRAVITON = ["m6g.large", "m7g.large", "c6gn.large", "t4g.medium", "r8gd.large", "a1.large", "im4gn.large", "x2gd.large",
+            "g5g.xlarge", "hpc7g.16xlarge", "c7gn.metal", "m8g.metal-48xl", "is4gen.large"]
 
 
 @pytest.mark.parametrize("instance_type", X86)

@@ -112,7 +112,8 @@ pub enum YamlHazard {
     Quoted,
     /// Spaces before or after: YAML strips them, MariaDB keeps them.
     Padded,
-    /// A number, boolean or null to YAML (`123`, `yes`, `off`, `~`): not the same string.
+    /// A number, boolean, date or null to YAML (`0123`, `yes`, `off`, `1:30`, `~`), which may not
+    /// come back as the same text.
     NotAString,
 }
 
@@ -137,17 +138,45 @@ pub fn yaml_hazard(value: &str) -> Option<YamlHazard> {
     if value.contains(" #") || value.contains("\t#") {
         return Some(YamlHazard::Comment);
     }
+    if first == ':' {
+        // Psych reads ":name" as a Ruby symbol, which reaches MariaDB's client without the colon.
+        return Some(YamlHazard::ReservedStart);
+    }
+    // YAML 1.1's resolvers as Psych applies them (its ScalarScanner): booleans, null, and
+    // integers, floats, base-60 numbers and dates, any of which may not come back as the text.
     let lower = value.to_ascii_lowercase();
-    let keyword = ["~", "null", "true", "false", "yes", "no", "on", "off", "y", "n", ".nan", ".inf", "-.inf", "+.inf"];
-    let numeric = |v: &str| {
-        let v = v.strip_prefix(['-', '+']).unwrap_or(v).replace('_', "");
-        !v.is_empty()
-            && (v.parse::<f64>().is_ok()
-                || v.strip_prefix("0x").is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
-                || v.strip_prefix("0o").is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_digit(8)))
-                || v.strip_prefix("0b").is_some_and(|b| !b.is_empty() && b.chars().all(|c| c == '0' || c == '1')))
+    let keyword = ["~", "null", "true", "false", "yes", "no", "on", "off", ".nan", ".inf", "-.inf", "+.inf"];
+    let digits = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '_' || c == ',');
+    let unsigned = lower.strip_prefix(['-', '+']).unwrap_or(&lower);
+    let integer = digits(unsigned)
+        || unsigned
+            .strip_prefix("0x")
+            .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() || c == '_'))
+        || unsigned
+            .strip_prefix("0b")
+            .is_some_and(|b| !b.is_empty() && b.chars().all(|c| matches!(c, '0' | '1' | '_')));
+    let float = unsigned.split_once('.').is_some_and(|(whole, fraction)| {
+        let fraction = fraction.split_once('e').map_or(fraction, |(f, exponent)| {
+            if exponent.strip_prefix(['-', '+']).is_some_and(|e| !e.is_empty() && e.chars().all(|c| c.is_ascii_digit()))
+            {
+                f
+            } else {
+                "x"
+            }
+        });
+        (whole.is_empty() || digits(whole))
+            && fraction.chars().all(|c| c.is_ascii_digit() || c == '_')
+            && !(whole.is_empty() && fraction.is_empty())
+    });
+    let sexagesimal =
+        unsigned.split(':').count() > 1 && unsigned.split(':').all(|part| digits(part.split('.').next().unwrap_or("")));
+    let date = {
+        let parts: Vec<&str> = lower.split('-').collect();
+        parts.len() == 3
+            && parts[0].len() == 4
+            && parts.iter().all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()))
     };
-    if keyword.contains(&lower.as_str()) || numeric(&lower) {
+    if keyword.contains(&lower.as_str()) || integer || float || sexagesimal || date {
         return Some(YamlHazard::NotAString);
     }
     None
@@ -348,14 +377,34 @@ mod tests {
             (" qa", Padded),
             ("12345", NotAString),
             ("0x1F", NotAString),
-            ("1e3", NotAString),
+            ("1.5e+3", NotAString),
+            ("0123", NotAString),
+            ("1_0", NotAString),
+            ("1,000", NotAString),
+            ("1:30", NotAString),
+            ("2024-1-1", NotAString),
+            (".5", NotAString),
+            (":secret", ReservedStart),
             ("yes", NotAString),
             ("Off", NotAString),
             ("~", NotAString),
         ] {
             assert_eq!(yaml_hazard(value), Some(hazard), "{value:?}");
         }
-        for value in ["qa_server", "qa-mariadb", "s3cr3t-P4ss_word.x", "a:b", "a#b", "-a", "1.2.3", "0a1b2c"] {
+        for value in [
+            "qa_server",
+            "qa-mariadb",
+            "s3cr3t-P4ss_word.x",
+            "a:b",
+            "a#b",
+            "-a",
+            "1.2.3",
+            "0a1b2c",
+            "1e3",
+            "y",
+            "nan",
+            "inf",
+        ] {
             assert_eq!(yaml_hazard(value), None, "{value:?}");
         }
         let judged =
