@@ -193,7 +193,10 @@ async fn publish(args: PublishArgs) -> ExitCode {
     };
     let plan = match publish::settle_by_checksum(publish::plan(local, &remote), &bucket, &bucket_name).await {
         Ok(plan) => plan,
-        Err(problem) => return fail(format!("reading the checksums S3 keeps failed: {problem}")),
+        Err(problem) => return fail(format!(
+            "expected to read the SHA-256 S3 keeps for each changed-looking object (HeadObject), found an error: {problem} \
+             — nothing was uploaded; check that you may s3:GetObject under the prefix, then publish again"
+        )),
     };
     let destination = format!("s3://{bucket_name}/{prefix}");
     print!("{}", plan.render(&destination));
